@@ -1,0 +1,468 @@
+//! [`CpuBackend`]: the reference implementation of [`Backend`].
+//!
+//! Buffers are `Vec`s. Every row is processed by the kernels in [`super::kernel`]; per-row
+//! results are reduced in row order on one thread, so the `parallel` path (rows spread over a
+//! rayon pool) gives bit-identical results to the serial one.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::kernel::{row_gradient, row_softmax_stats, RowStats};
+use super::{
+    check_logits_shape, check_token_inputs, Backend, Element, GroupAdvantageConfig,
+    LinearLossOutput, LinearShape, LogitsShape, LossReport, Scalar, TokenInputs, TokenLogProbs,
+};
+use crate::error::{ensure, Error, Result};
+use crate::estimator::advantage::group_advantages;
+use crate::estimator::surrogate::{token_terms, SurrogateParams, TokenTerms};
+use crate::estimator::{AdvantageConfig, LossConfig};
+
+/// Rows handed to one task on the parallel path.
+#[cfg(feature = "parallel")]
+const ROWS_PER_TASK: usize = 8;
+
+/// The CPU reference backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuBackend {
+    parallel: bool,
+}
+
+impl CpuBackend {
+    /// A single-threaded backend.
+    pub fn new() -> Self {
+        CpuBackend { parallel: false }
+    }
+
+    /// A backend that spreads rows over rayon's global pool; bit-identical to [`CpuBackend::new`].
+    #[cfg(feature = "parallel")]
+    pub fn parallel() -> Self {
+        CpuBackend { parallel: true }
+    }
+
+    /// Whether rows are processed on several threads.
+    pub fn is_parallel(&self) -> bool {
+        self.parallel
+    }
+
+    /// Applies `f(row_index, row)` to every row of `data` (rows of `width`), serially or on the
+    /// rayon pool, returning the per-row results in row order.
+    fn map_rows<T: Send, R: Send>(
+        &self,
+        data: &mut [T],
+        width: usize,
+        f: impl Fn(usize, &mut [T]) -> R + Sync + Send,
+    ) -> Vec<R> {
+        if width == 0 {
+            return Vec::new();
+        }
+        #[cfg(feature = "parallel")]
+        if self.parallel {
+            use rayon::prelude::*;
+            return data
+                .par_chunks_mut(width * ROWS_PER_TASK)
+                .enumerate()
+                .flat_map_iter(|(c, rows)| {
+                    rows.chunks_mut(width)
+                        .enumerate()
+                        .map(|(i, r)| f(c * ROWS_PER_TASK + i, r))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        }
+        data.chunks_mut(width)
+            .enumerate()
+            .map(|(i, r)| f(i, r))
+            .collect()
+    }
+}
+
+/// What one row contributes to the loss.
+#[derive(Clone, Copy)]
+struct RowLoss {
+    weight: f32,
+    stats: RowStats,
+    terms: TokenTerms<f32>,
+}
+
+fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
+    if let Some(i) = targets.iter().position(|&t| t as usize >= vocab) {
+        return Err(Error::InvalidInput(alloc::format!(
+            "target {} of row {i} is outside the vocabulary of {vocab}",
+            targets[i]
+        )));
+    }
+    Ok(())
+}
+
+fn check_finite(what: &str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::NonFinite(alloc::format!("{what}[{i}]"))),
+        None => Ok(()),
+    }
+}
+
+/// Reduces per-row losses (in row order) into the report.
+fn reduce(rows: &[RowLoss], config: &LossConfig) -> Result<LossReport> {
+    let mut r = LossReport::default();
+    let (mut clipped, mut lower) = (0usize, 0usize);
+    for (i, row) in rows.iter().enumerate() {
+        if row.weight == 0.0 {
+            continue;
+        }
+        if !row.stats.is_finite() {
+            return Err(Error::NonFinite(alloc::format!(
+                "logits row {i} (NaN, +inf or all -inf)"
+            )));
+        }
+        let w = f64::from(row.weight);
+        r.pg_loss += w * f64::from(row.terms.pg);
+        r.kl_loss += w * f64::from(row.terms.kl);
+        r.entropy_loss += w * f64::from(row.stats.entropy);
+        r.approx_kl += f64::from(row.terms.approx_kl);
+        r.entropy += f64::from(row.stats.entropy);
+        clipped += row.terms.clipped as usize;
+        lower += row.terms.clipped_lower as usize;
+        r.trained_tokens += 1;
+    }
+    if r.trained_tokens > 0 {
+        let n = r.trained_tokens as f64;
+        r.clipfrac = clipped as f64 / n;
+        r.clipfrac_lower = lower as f64 / n;
+        r.approx_kl /= n;
+        r.entropy /= n;
+    }
+    r.loss = r.pg_loss + config.kl_coef * r.kl_loss - config.entropy_coef * r.entropy_loss;
+    if !r.loss.is_finite() {
+        return Err(Error::NonFinite("loss".into()));
+    }
+    Ok(r)
+}
+
+/// Host views of the per-token inputs.
+struct HostTokens<'a> {
+    targets: &'a [u32],
+    old: &'a [f32],
+    reference: Option<&'a [f32]>,
+    advantages: &'a [f32],
+    weights: &'a [f32],
+}
+
+impl<'a> HostTokens<'a> {
+    fn new(inputs: &'a TokenInputs<'a, CpuBackend>, vocab: usize) -> Result<Self> {
+        check_targets(inputs.targets, vocab)?;
+        check_finite("old_logprobs", inputs.old_logprobs)?;
+        check_finite("advantages", inputs.advantages)?;
+        check_finite("weights", inputs.weights)?;
+        if let Some(r) = inputs.ref_logprobs {
+            check_finite("ref_logprobs", r)?;
+        }
+        Ok(HostTokens {
+            targets: inputs.targets,
+            old: inputs.old_logprobs,
+            reference: inputs.ref_logprobs.map(|r| r.as_slice()),
+            advantages: inputs.advantages,
+            weights: inputs.weights,
+        })
+    }
+
+    /// Loss terms and the in-place gradient of one row.
+    #[inline(always)]
+    fn row<T: Element>(
+        &self,
+        i: usize,
+        row: &mut [T],
+        inv_temp: f32,
+        params: &SurrogateParams<f32>,
+        entropy_coef: f32,
+    ) -> RowLoss {
+        let weight = self.weights[i];
+        let target = self.targets[i] as usize;
+        let stats = row_softmax_stats(row, target, inv_temp);
+        let reference = self.reference.map_or(0.0, |r| r[i]);
+        let terms = token_terms(
+            stats.logp,
+            self.old[i],
+            reference,
+            self.advantages[i],
+            params,
+        );
+        if weight == 0.0 || !stats.is_finite() {
+            row.fill(T::from_f32(0.0));
+        } else {
+            let g = terms.d_logp(params.kl_coef);
+            row_gradient(row, target, inv_temp, &stats, g, entropy_coef, weight);
+        }
+        RowLoss {
+            weight,
+            stats,
+            terms,
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buffer<T: Scalar> = Vec<T>;
+
+    fn name(&self) -> String {
+        if self.parallel {
+            "cpu (parallel)".into()
+        } else {
+            "cpu".into()
+        }
+    }
+
+    fn upload<T: Scalar>(&self, data: &[T]) -> Result<Vec<T>> {
+        Ok(data.to_vec())
+    }
+
+    fn download<T: Scalar>(&self, buffer: &Vec<T>) -> Result<Vec<T>> {
+        Ok(buffer.clone())
+    }
+
+    fn len<T: Scalar>(&self, buffer: &Vec<T>) -> usize {
+        buffer.len()
+    }
+
+    fn token_logprobs<T: Element>(
+        &self,
+        logits: &Vec<T>,
+        targets: &Vec<u32>,
+        shape: LogitsShape,
+        temperature: f32,
+    ) -> Result<TokenLogProbs<Self>> {
+        check_logits_shape(logits.len(), shape)?;
+        ensure!(
+            targets.len() == shape.tokens,
+            "{} targets for {} rows",
+            targets.len(),
+            shape.tokens
+        );
+        ensure!(
+            temperature.is_finite() && temperature > 0.0,
+            "temperature must be > 0"
+        );
+        check_targets(targets, shape.vocab)?;
+        let inv_temp = 1.0 / temperature;
+        // Read-only rows: map over a shared slice (same order serially and in parallel).
+        let stats: Vec<RowStats> = {
+            #[cfg(feature = "parallel")]
+            let s = if self.parallel {
+                use rayon::prelude::*;
+                logits
+                    .par_chunks(shape.vocab.max(1))
+                    .zip(targets.par_iter())
+                    .map(|(row, &t)| row_softmax_stats(row, t as usize, inv_temp))
+                    .collect()
+            } else {
+                serial_stats(logits, targets, shape, inv_temp)
+            };
+            #[cfg(not(feature = "parallel"))]
+            let s = serial_stats(logits, targets, shape, inv_temp);
+            s
+        };
+        if let Some(i) = stats.iter().position(|s| !s.is_finite()) {
+            return Err(Error::NonFinite(alloc::format!(
+                "logits row {i} (NaN, +inf or all -inf)"
+            )));
+        }
+        Ok(TokenLogProbs {
+            logprobs: stats.iter().map(|s| s.logp).collect(),
+            entropy: stats.iter().map(|s| s.entropy).collect(),
+        })
+    }
+
+    fn policy_loss<T: Element>(
+        &self,
+        logits: &mut Vec<T>,
+        shape: LogitsShape,
+        inputs: &TokenInputs<'_, Self>,
+        config: &LossConfig,
+    ) -> Result<LossReport> {
+        check_logits_shape(logits.len(), shape)?;
+        check_token_inputs(self, shape.tokens, inputs, config)?;
+        let host = HostTokens::new(inputs, shape.vocab)?;
+        let params = SurrogateParams::<f32>::new(config);
+        let inv_temp = (1.0 / config.temperature) as f32;
+        let entropy_coef = config.entropy_coef as f32;
+        let rows = self.map_rows(logits, shape.vocab, |i, row| {
+            host.row(i, row, inv_temp, &params, entropy_coef)
+        });
+        reduce(&rows, config)
+    }
+
+    fn linear_policy_loss<T: Element>(
+        &self,
+        hidden: &Vec<T>,
+        weight: &Vec<T>,
+        shape: LinearShape,
+        inputs: &TokenInputs<'_, Self>,
+        config: &LossConfig,
+    ) -> Result<LinearLossOutput<Self>> {
+        let LinearShape {
+            tokens: n,
+            hidden: d,
+            vocab: v,
+            chunk,
+        } = shape;
+        ensure!(chunk > 0, "chunk must be > 0");
+        ensure!(v > 0 && d > 0, "hidden and vocab sizes must be > 0");
+        ensure!(
+            hidden.len() == n * d,
+            "hidden has {} elements, shape needs {}",
+            hidden.len(),
+            n * d
+        );
+        ensure!(
+            weight.len() == v * d,
+            "weight has {} elements, shape needs {}",
+            weight.len(),
+            v * d
+        );
+        check_token_inputs(self, n, inputs, config)?;
+        let host = HostTokens::new(inputs, v)?;
+        let params = SurrogateParams::<f32>::new(config);
+        let inv_temp = (1.0 / config.temperature) as f32;
+        let entropy_coef = config.entropy_coef as f32;
+
+        let w32: Vec<f32> = weight.iter().map(|x| x.to_f32()).collect();
+        check_finite("weight", &w32)?;
+        let mut grad_hidden = vec![0.0f32; n * d];
+        let mut grad_weight = vec![0.0f32; v * d];
+        let mut logits = vec![0.0f32; chunk.min(n.max(1)) * v];
+        let mut h32 = vec![0.0f32; chunk.min(n.max(1)) * d];
+        let mut rows = Vec::with_capacity(n);
+        for start in (0..n).step_by(chunk) {
+            let c = chunk.min(n - start);
+            for (dst, src) in h32.iter_mut().zip(&hidden[start * d..(start + c) * d]) {
+                *dst = src.to_f32();
+            }
+            check_finite("hidden", &h32[..c * d])?;
+            let z = &mut logits[..c * v];
+            // z = h · Wᵀ   ([c, d] × [d, v])
+            sgemm(
+                c,
+                d,
+                v,
+                1.0,
+                &h32[..c * d],
+                (d, 1),
+                &w32,
+                (1, d),
+                0.0,
+                z,
+                (v, 1),
+            );
+            rows.extend(self.map_rows(z, v, |i, row| {
+                host.row(start + i, row, inv_temp, &params, entropy_coef)
+            }));
+            // dH = G · W   ([c, v] × [v, d]);  dW += Gᵀ · h   ([v, c] × [c, d])
+            let gh = &mut grad_hidden[start * d..(start + c) * d];
+            sgemm(c, v, d, 1.0, z, (v, 1), &w32, (d, 1), 0.0, gh, (d, 1));
+            sgemm(
+                v,
+                c,
+                d,
+                1.0,
+                z,
+                (1, v),
+                &h32[..c * d],
+                (d, 1),
+                1.0,
+                &mut grad_weight,
+                (d, 1),
+            );
+        }
+        let report = reduce(&rows, config)?;
+        Ok(LinearLossOutput {
+            report,
+            grad_hidden,
+            grad_weight,
+        })
+    }
+
+    fn group_advantages(
+        &self,
+        rewards: &Vec<f32>,
+        groups: &Vec<u32>,
+        masked: &Vec<u32>,
+        config: &GroupAdvantageConfig,
+    ) -> Result<Vec<f32>> {
+        let masked: Vec<bool> = masked.iter().map(|&m| m != 0).collect();
+        let cfg = AdvantageConfig {
+            norm_by_std: config.norm_by_std,
+            eps: f64::from(config.eps),
+            masked_in_group_stats: config.masked_in_group_stats,
+            ..Default::default()
+        };
+        group_advantages(rewards, groups, &masked, &cfg)
+    }
+
+    fn scatter_to_tokens(&self, values: &Vec<f32>, index: &Vec<u32>) -> Result<Vec<f32>> {
+        index
+            .iter()
+            .enumerate()
+            .map(|(t, &i)| {
+                values.get(i as usize).copied().ok_or_else(|| {
+                    Error::InvalidInput(alloc::format!(
+                        "token {t} points at trajectory {i}, but there are {}",
+                        values.len()
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+fn serial_stats<T: Element>(
+    logits: &[T],
+    targets: &[u32],
+    shape: LogitsShape,
+    inv_temp: f32,
+) -> Vec<RowStats> {
+    logits
+        .chunks(shape.vocab.max(1))
+        .zip(targets)
+        .map(|(row, &t)| row_softmax_stats(row, t as usize, inv_temp))
+        .collect()
+}
+
+/// `C = alpha · A·B + beta · C` on row/column strides, through `matrixmultiply`.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    beta: f32,
+    c: &mut [f32],
+    (rsc, csc): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: every caller passes slices holding the full strided extents of the operands
+    // (checked by the shape checks above), and `c` does not alias `a` or `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            csc as isize,
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! supo harness
