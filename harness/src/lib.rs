@@ -1,1 +1,9 @@
-//! supo harness
+//! # supo-harness
+//!
+//! Everything around the core that touches the outside world: the `supo` command-line tool and
+//! its subcommands ([`cli`]), and — as their issues land — the BFCL-compatible multi-turn tool
+//! environments, FunReason-MT data synthesis, agent rollouts over OpenAI-compatible LLM servers,
+//! the built-in trainable policy, SUPO training and BFCL evaluation.
+
+pub mod cli;
+pub mod io;

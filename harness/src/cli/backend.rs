@@ -1,0 +1,24 @@
+//! `--backend NAME`: choosing a [`supo_core::Backend`] at run time.
+
+use clap::ValueEnum;
+
+/// The backends the command-line tool can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The CPU reference backend (multi-threaded).
+    Cpu,
+}
+
+/// Calls `$body` with `$b` bound to a started backend of kind `$kind`; evaluates to the body's
+/// value, or to `Err(CliError)` when the backend cannot start.
+#[macro_export]
+macro_rules! with_backend {
+    ($kind:expr, |$b:ident| $body:expr) => {{
+        match $kind {
+            $crate::cli::backend::BackendKind::Cpu => {
+                let $b = supo_core::CpuBackend::parallel();
+                $body
+            }
+        }
+    }};
+}

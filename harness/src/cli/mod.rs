@@ -1,0 +1,76 @@
+//! The `supo` command-line tool: one module per subcommand.
+//!
+//! Exit codes: 0 on success, 2 on bad input or usage (one-line message on standard error),
+//! 1 on any other failure.
+
+pub mod backend;
+pub mod bench;
+pub mod loss;
+
+use clap::{Parser, Subcommand};
+
+/// `supo`: SUPO and FunReason-MT in Rust.
+#[derive(Debug, Parser)]
+#[command(name = "supo", version, about = "SUPO and FunReason-MT in Rust")]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The SUPO estimator on log-probs: reads a batch (JSON), writes loss, statistics and
+    /// dL/dlogp (JSON) to standard output.
+    Loss(loss::LossArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// A failure of a subcommand, with the exit code it maps to.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad input or usage: exit code 2.
+    Input(String),
+    /// Anything else: exit code 1.
+    Failure(String),
+}
+
+impl CliError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Input(_) => 2,
+            CliError::Failure(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Input(m) | CliError::Failure(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<supo_core::Error> for CliError {
+    fn from(e: supo_core::Error) -> Self {
+        match e {
+            supo_core::Error::InvalidInput(_)
+            | supo_core::Error::NonFinite(_)
+            | supo_core::Error::InvalidConfig(_) => CliError::Input(e.to_string()),
+            _ => CliError::Failure(e.to_string()),
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Loss(args) => loss::run(&args),
+        Command::Bench(cmd) => bench::run(&cmd),
+    }
+}
