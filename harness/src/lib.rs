@@ -5,5 +5,6 @@
 //! environments, FunReason-MT data synthesis, agent rollouts over OpenAI-compatible LLM servers,
 //! the built-in trainable policy, SUPO training and BFCL evaluation.
 
+pub mod bfcl;
 pub mod cli;
 pub mod io;

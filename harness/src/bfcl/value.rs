@@ -514,7 +514,10 @@ mod tests {
     #[test]
     fn containers_like_python() {
         let v = PyValue::Dict(vec![
-            (PyValue::str("a"), PyValue::List(vec![1i64.into(), 2.5.into()])),
+            (
+                PyValue::str("a"),
+                PyValue::List(vec![1i64.into(), 2.5.into()]),
+            ),
             (PyValue::str("b"), PyValue::Tuple(vec![PyValue::None])),
             (PyValue::str("c"), PyValue::Set(vec![])),
         ]);
