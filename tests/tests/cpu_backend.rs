@@ -94,3 +94,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_instruction_set_gives_the_same_bits() {
+    use supo_core::backend::kernel::Isa;
+    let mut rng = Rng::new(8);
+    let config = LossConfig {
+        kl_coef: 0.1,
+        entropy_coef: 0.01,
+        temperature: 0.9,
+        ..LossConfig::default()
+    };
+    let (n, v) = (33, 3001);
+    let logits = random_logits::<f32>(&mut rng, n, v, true);
+    let host = HostInputs::random(&mut rng, v, |_, _| -8.0, n);
+    let shape = LogitsShape {
+        tokens: n,
+        vocab: v,
+    };
+    let (mut a, mut b) = (logits.clone(), logits);
+    let base = CpuBackend::new().with_isa(Isa::Baseline);
+    let best = CpuBackend::new().with_isa(Isa::detect());
+    let ra = base
+        .policy_loss(&mut a, shape, &inputs(&host), &config)
+        .unwrap();
+    let rb = best
+        .policy_loss(&mut b, shape, &inputs(&host), &config)
+        .unwrap();
+    assert_eq!(ra, rb, "{:?} vs baseline", Isa::detect());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+}

@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::kernel::{row_gradient, row_softmax_stats, RowStats};
+use super::kernel::{Isa, RowStats};
 use super::{
     check_logits_shape, check_token_inputs, Backend, Element, GroupAdvantageConfig,
     LinearLossOutput, LinearShape, LogitsShape, LossReport, Scalar, TokenInputs, TokenLogProbs,
@@ -23,21 +23,42 @@ use crate::estimator::{AdvantageConfig, LossConfig};
 const ROWS_PER_TASK: usize = 8;
 
 /// The CPU reference backend.
-#[derive(Debug, Clone, Copy, Default)]
+///
+/// Row kernels run with the widest vector instructions the CPU has ([`Isa::detect`]); every
+/// instruction set gives the same bits.
+#[derive(Debug, Clone, Copy)]
 pub struct CpuBackend {
     parallel: bool,
+    isa: Isa,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl CpuBackend {
     /// A single-threaded backend.
     pub fn new() -> Self {
-        CpuBackend { parallel: false }
+        CpuBackend {
+            parallel: false,
+            isa: Isa::detect(),
+        }
     }
 
     /// A backend that spreads rows over rayon's global pool; bit-identical to [`CpuBackend::new`].
     #[cfg(feature = "parallel")]
     pub fn parallel() -> Self {
-        CpuBackend { parallel: true }
+        CpuBackend {
+            parallel: true,
+            isa: Isa::detect(),
+        }
+    }
+
+    /// The same backend with its row kernels restricted to `isa` (for tests and comparisons).
+    pub fn with_isa(self, isa: Isa) -> Self {
+        CpuBackend { isa, ..self }
     }
 
     /// Whether rows are processed on several threads.
@@ -168,8 +189,10 @@ impl<'a> HostTokens<'a> {
 
     /// Loss terms and the in-place gradient of one row.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn row<T: Element>(
         &self,
+        isa: Isa,
         i: usize,
         row: &mut [T],
         inv_temp: f32,
@@ -178,7 +201,7 @@ impl<'a> HostTokens<'a> {
     ) -> RowLoss {
         let weight = self.weights[i];
         let target = self.targets[i] as usize;
-        let stats = row_softmax_stats(row, target, inv_temp);
+        let stats = isa.softmax_stats(row, target, inv_temp);
         let reference = self.reference.map_or(0.0, |r| r[i]);
         let terms = token_terms(
             stats.logp,
@@ -191,7 +214,7 @@ impl<'a> HostTokens<'a> {
             row.fill(T::from_f32(0.0));
         } else {
             let g = terms.d_logp(params.kl_coef);
-            row_gradient(row, target, inv_temp, &stats, g, entropy_coef, weight);
+            isa.gradient(row, target, inv_temp, &stats, g, entropy_coef, weight);
         }
         RowLoss {
             weight,
@@ -252,13 +275,13 @@ impl Backend for CpuBackend {
                 logits
                     .par_chunks(shape.vocab.max(1))
                     .zip(targets.par_iter())
-                    .map(|(row, &t)| row_softmax_stats(row, t as usize, inv_temp))
+                    .map(|(row, &t)| self.isa.softmax_stats(row, t as usize, inv_temp))
                     .collect()
             } else {
-                serial_stats(logits, targets, shape, inv_temp)
+                serial_stats(self.isa, logits, targets, shape, inv_temp)
             };
             #[cfg(not(feature = "parallel"))]
-            let s = serial_stats(logits, targets, shape, inv_temp);
+            let s = serial_stats(self.isa, logits, targets, shape, inv_temp);
             s
         };
         if let Some(i) = stats.iter().position(|s| !s.is_finite()) {
@@ -286,7 +309,7 @@ impl Backend for CpuBackend {
         let inv_temp = (1.0 / config.temperature) as f32;
         let entropy_coef = config.entropy_coef as f32;
         let rows = self.map_rows(logits, shape.vocab, |i, row| {
-            host.row(i, row, inv_temp, &params, entropy_coef)
+            host.row(self.isa, i, row, inv_temp, &params, entropy_coef)
         });
         reduce(&rows, config)
     }
@@ -354,7 +377,7 @@ impl Backend for CpuBackend {
                 (v, 1),
             );
             rows.extend(self.map_rows(z, v, |i, row| {
-                host.row(start + i, row, inv_temp, &params, entropy_coef)
+                host.row(self.isa, start + i, row, inv_temp, &params, entropy_coef)
             }));
             // dH = G · W   ([c, v] × [v, d]);  dW += Gᵀ · h   ([v, c] × [c, d])
             let gh = &mut grad_hidden[start * d..(start + c) * d];
@@ -415,6 +438,7 @@ impl Backend for CpuBackend {
 }
 
 fn serial_stats<T: Element>(
+    isa: Isa,
     logits: &[T],
     targets: &[u32],
     shape: LogitsShape,
@@ -423,7 +447,7 @@ fn serial_stats<T: Element>(
     logits
         .chunks(shape.vocab.max(1))
         .zip(targets)
-        .map(|(row, &t)| row_softmax_stats(row, t as usize, inv_temp))
+        .map(|(row, &t)| isa.softmax_stats(row, t as usize, inv_temp))
         .collect()
 }
 

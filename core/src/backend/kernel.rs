@@ -22,11 +22,12 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = x.max(-87.3);
-    // n = floor(x·log2(e) + ½) without libm, so the loop vectorises.
-    let t = xc * LOG2E + 0.5;
-    let ti = t as i32;
-    let ni = ti - (t < ti as f32) as i32;
-    let n = ni as f32;
+    // n = round(x·log2(e)) by the 1.5·2²³ trick: no float-to-int conversion, so loops over
+    // this function vectorise.
+    const ROUND: f32 = 12_582_912.0;
+    let k = xc * LOG2E + ROUND;
+    let n = k - ROUND;
+    let ni = k.to_bits() as i32 - 0x4B40_0000;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -89,29 +90,14 @@ pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) ->
     let mut sz = [0.0f32; LANES];
     for block in row.chunks(BLOCK) {
         let mut bm = [f32::NEG_INFINITY; LANES];
-        // NaN and +∞ logits poison the max so the caller sees a non-finite row (f32::max
-        // would silently skip a NaN).
-        let mut bad = [0.0f32; LANES];
         let mut lanes = block.chunks_exact(LANES);
         for c in &mut lanes {
             for l in 0..LANES {
-                let z = c[l].to_f32() * inv_temp;
-                bm[l] = bm[l].max(z);
-                bad[l] += if z < f32::INFINITY { 0.0 } else { 1.0 };
+                bm[l] = bm[l].max(c[l].to_f32() * inv_temp);
             }
         }
         for (l, x) in lanes.remainder().iter().enumerate() {
-            let z = x.to_f32() * inv_temp;
-            bm[l] = bm[l].max(z);
-            bad[l] += if z < f32::INFINITY { 0.0 } else { 1.0 };
-        }
-        if tree_sum(&bad) > 0.0 {
-            return RowStats {
-                max: f32::NAN,
-                log_sum: f32::NAN,
-                logp: f32::NAN,
-                entropy: f32::NAN,
-            };
+            bm[l] = bm[l].max(x.to_f32() * inv_temp);
         }
         let block_max = bm.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         if block_max > m {
@@ -131,7 +117,8 @@ pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) ->
                 let d = c[l].to_f32() * inv_temp - m;
                 let e = exp_nonpositive(d);
                 s[l] += e;
-                // −∞ logits (masked vocabulary) have e = 0 and add nothing.
+                // −∞ logits (masked vocabulary) have e = 0 and add nothing; a NaN or +∞ logit
+                // makes d NaN with e > 0, so the entropy (and `is_finite`) turns NaN.
                 sz[l] += if e > 0.0 { e * d } else { 0.0 };
             }
         }
@@ -191,4 +178,133 @@ pub fn row_gradient<T: Element>(
         weight * entropy_coef * inv_temp * p_y * (lp_y + stats.entropy)
     };
     row[target] = T::from_f32(a * (p_y - 1.0) + entropy_term);
+}
+
+/// The instruction set the row kernels run with, picked once at run time.
+///
+/// The kernels fix their summation order and Rust never contracts `a·b + c` into an FMA, so
+/// every variant gives bit-identical results; wider vectors only make them faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// The compilation target's baseline (SSE2 on x86-64).
+    Baseline,
+    /// x86-64 with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// x86-64 with AVX-512 (F, BW, VL).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    /// The widest variant this CPU supports (the baseline without `std`).
+    pub fn detect() -> Isa {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vl")
+            {
+                return Isa::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+
+    /// [`row_softmax_stats`] compiled for this instruction set.
+    #[inline]
+    pub fn softmax_stats<T: Element>(self, row: &[T], target: usize, inv_temp: f32) -> RowStats {
+        match self {
+            Isa::Baseline => row_softmax_stats(row, target, inv_temp),
+            // SAFETY: `Isa::detect` only returns these variants when the CPU has the features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::stats_avx2(row, target, inv_temp) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::stats_avx512(row, target, inv_temp) },
+        }
+    }
+
+    /// [`row_gradient`] compiled for this instruction set.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn gradient<T: Element>(
+        self,
+        row: &mut [T],
+        target: usize,
+        inv_temp: f32,
+        stats: &RowStats,
+        d_logp: f32,
+        entropy_coef: f32,
+        weight: f32,
+    ) {
+        match self {
+            Isa::Baseline => {
+                row_gradient(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
+            }
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe {
+                x86::gradient_avx2(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                x86::gradient_avx512(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
+            },
+        }
+    }
+}
+
+/// The row kernels recompiled with wider vector units enabled.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{row_gradient, row_softmax_stats, Element, RowStats};
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn stats_avx2<T: Element>(
+        row: &[T],
+        target: usize,
+        inv_temp: f32,
+    ) -> RowStats {
+        row_softmax_stats(row, target, inv_temp)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn stats_avx512<T: Element>(
+        row: &[T],
+        target: usize,
+        inv_temp: f32,
+    ) -> RowStats {
+        row_softmax_stats(row, target, inv_temp)
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gradient_avx2<T: Element>(
+        row: &mut [T],
+        target: usize,
+        inv_temp: f32,
+        stats: &RowStats,
+        d_logp: f32,
+        entropy_coef: f32,
+        weight: f32,
+    ) {
+        row_gradient(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gradient_avx512<T: Element>(
+        row: &mut [T],
+        target: usize,
+        inv_temp: f32,
+        stats: &RowStats,
+        d_logp: f32,
+        entropy_coef: f32,
+        weight: f32,
+    ) {
+        row_gradient(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
+    }
 }
