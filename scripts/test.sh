@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs the test-only third-party pieces into target/pydeps (BFCL's
+# reference `bfcl-eval` wheel, NVIDIA's NVRTC wheel) when pip can reach PyPI, then runs the
+# whole workspace's tests. Extra arguments go to `cargo test`.
+#
+# Suites that need something this machine lacks (a wgpu adapter, NVRTC, a CUDA GPU, python3 or
+# the BFCL wheel) say by name that they skipped; set SUPO_REQUIRE_WGPU / SUPO_REQUIRE_NVRTC /
+# SUPO_REQUIRE_BFCL to 1 to make them fail instead (CI does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deps="$PWD/target/pydeps"
+mkdir -p "$deps"
+
+if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+  if [ -x scripts/install-bfcl.sh ]; then
+    BFCL_EVAL_DIR="$(scripts/install-bfcl.sh "$deps/bfcl")" && export BFCL_EVAL_DIR
+  fi
+  if [ -x scripts/install-nvrtc.sh ]; then
+    nvrtc_lib="$(scripts/install-nvrtc.sh "$deps/nvrtc")" && export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+else
+  echo "python3 with pip not found: BFCL differential tests and the NVRTC compile test will skip" >&2
+fi
+
+cargo test --workspace "$@"
