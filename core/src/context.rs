@@ -331,6 +331,28 @@ impl ContextManager {
 /// Kept pairs go into the current segment's response; a discarded pair goes nowhere; on
 /// [`Decision::Summarize`] the instruction tokens are appended (as a user turn), the summary
 /// (an agent turn) closes the segment, and the next segment starts with the rebuilt prompt.
+///
+/// ```
+/// use supo_core::context::{ContextConfig, Decision, TrajectoryBuilder};
+/// use supo_core::estimator::{EstimatorConfig, TrainingBatch};
+/// use supo_core::{FinishReason, Role, Turn};
+/// # fn main() -> Result<(), supo_core::Error> {
+/// let config = ContextConfig::new(12).with_max_summaries(1);
+/// let mut episode = TrajectoryBuilder::new(config, vec![1, 2, 3], vec![4], vec![5])?;
+/// let step = |n| (Turn::agent(vec![7; n], vec![-0.5; n]), Turn::other(Role::Tool, vec![9; 3]));
+/// let (a, o) = step(2);
+/// assert_eq!(episode.push_step(a, o)?, Decision::Continue); // 3 + 2 + 3 = 8 < L = 11
+/// let (a, o) = step(2);
+/// assert_eq!(episode.push_step(a, o)?, Decision::Summarize); // 13 >= 11: pair discarded
+/// let summary = Turn::agent(vec![8, 8], vec![-0.1, -0.2]);
+/// assert_eq!(episode.push_summary(summary)?, Decision::Continue);
+/// assert_eq!(episode.context(), vec![1, 2, 3, 5, 8, 8]); // p ⊕ prefix ⊕ summary
+/// let trajectory = episode.finish("task".into(), 1.0, Some(FinishReason::Answered))?;
+/// assert_eq!(trajectory.segments.len(), 1);
+/// let batch = TrainingBatch::new(&[trajectory], &EstimatorConfig::default())?;
+/// assert_eq!(batch.rows.len(), 1);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct TrajectoryBuilder {
     manager: ContextManager,
