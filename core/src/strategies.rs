@@ -4,14 +4,16 @@
 //!
 //! ```
 //! use proptest::prelude::*;
+//! use proptest::test_runner::TestRunner;
 //! use supo_core::strategies;
 //!
-//! proptest! {
-//!     #[test]
-//!     fn batches_validate(batch in strategies::log_prob_batch(4, 3, 12)) {
+//! let mut runner = TestRunner::default();
+//! runner
+//!     .run(&strategies::log_prob_batch(4, 3, 12), |batch| {
 //!         prop_assert!(batch.validate(true).is_ok());
-//!     }
-//! }
+//!         Ok(())
+//!     })
+//!     .unwrap();
 //! ```
 
 use alloc::string::String;

@@ -90,7 +90,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) -> Result<(
     }
     let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-6);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        if !((g - w).abs() <= rel * scale + 1e-7) {
+        // Written so that a NaN fails the comparison.
+        let within = (g - w).abs() <= rel * scale + 1e-7;
+        if !within {
             return Err(format!(
                 "{what}[{i}]: got {g}, expected {w} (tolerance {rel} × {scale})"
             ));

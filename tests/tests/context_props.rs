@@ -69,7 +69,7 @@ fn algorithm2(
         if step >= cfg.max_steps {
             return (segs, Some(FinishReason::MaxSteps));
         }
-        if segs.len() - 1 >= cfg.max_summaries {
+        if segs.len() > cfg.max_summaries {
             return (segs, Some(FinishReason::MaxSummaries));
         }
         let Some(&s) = next_summary.next() else {

@@ -45,9 +45,9 @@ impl Policy {
     fn add_logits_grad(&self, context: &[u32], g: &[f64], grad: &mut Policy) {
         let l = *context.last().unwrap_or(&0) as usize;
         let ph = context.len() % PHASES;
-        for j in 0..V {
-            grad.last[l * V + j] += g[j];
-            grad.phase[ph * V + j] += g[j];
+        for (j, gj) in g.iter().enumerate() {
+            grad.last[l * V + j] += gj;
+            grad.phase[ph * V + j] += gj;
         }
     }
 
