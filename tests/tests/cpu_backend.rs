@@ -124,3 +124,31 @@ fn every_instruction_set_gives_the_same_bits() {
     assert_eq!(ra, rb, "{:?} vs baseline", Isa::detect());
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
+
+#[test]
+fn bf16_rounding_matches_half() {
+    use supo_core::Element;
+    let mut rng = Rng::new(1);
+    let specials = [
+        0.0f32,
+        -0.0,
+        1.0,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1e-40,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        3.389_531_4e38,
+    ];
+    let randoms = (0..200_000).map(|_| f32::from_bits(rng.next_u64() as u32));
+    for x in specials.into_iter().chain(randoms) {
+        let ours = <half::bf16 as Element>::from_f32(x);
+        let theirs = half::bf16::from_f32(x);
+        if x.is_nan() {
+            assert!(ours.is_nan());
+        } else {
+            assert_eq!(ours.to_bits(), theirs.to_bits(), "{x:e}");
+        }
+        assert_eq!(Element::to_f32(theirs).to_bits(), theirs.to_f32().to_bits());
+    }
+}

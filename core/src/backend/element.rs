@@ -90,10 +90,15 @@ impl Scalar for bf16 {
 impl Element for bf16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
-        bf16::to_f32(self)
+        f32::from_bits(u32::from(self.to_bits()) << 16)
     }
+    /// Round to nearest even on the bits, branch-free so kernel loops vectorise; NaN stays NaN.
+    /// Bit-identical to `half::bf16::from_f32`.
     #[inline(always)]
     fn from_f32(value: f32) -> Self {
-        bf16::from_f32(value)
+        let bits = value.to_bits();
+        let rounded = (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16;
+        let nan = ((bits >> 16) as u16) | 0x0040;
+        bf16::from_bits(if value.is_nan() { nan } else { rounded })
     }
 }
