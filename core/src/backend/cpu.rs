@@ -123,18 +123,19 @@ fn check_finite(what: &str, values: &[f32]) -> Result<()> {
     }
 }
 
-/// Reduces per-row losses (in row order) into the report.
+/// Reduces per-row losses (in row order) into the report; any unusable logits row (trained or
+/// not) is an error.
 fn reduce(rows: &[RowLoss], config: &LossConfig) -> Result<LossReport> {
     let mut r = LossReport::default();
     let (mut clipped, mut lower) = (0usize, 0usize);
     for (i, row) in rows.iter().enumerate() {
-        if row.weight == 0.0 {
-            continue;
-        }
         if !row.stats.is_finite() {
             return Err(Error::NonFinite(alloc::format!(
                 "logits row {i} (NaN, +inf or all -inf)"
             )));
+        }
+        if row.weight == 0.0 {
+            continue;
         }
         let w = f64::from(row.weight);
         r.pg_loss += w * f64::from(row.terms.pg);

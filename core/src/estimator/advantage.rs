@@ -85,15 +85,12 @@ pub fn group_advantages<F: Float>(
 }
 
 /// Maps arbitrary group keys to dense indices in order of first appearance.
-pub fn dense_group_ids<K: PartialEq>(keys: &[K]) -> Vec<u32> {
-    let mut seen: Vec<&K> = Vec::new();
+pub fn dense_group_ids<K: Ord>(keys: &[K]) -> Vec<u32> {
+    let mut seen: alloc::collections::BTreeMap<&K, u32> = alloc::collections::BTreeMap::new();
     keys.iter()
-        .map(|k| match seen.iter().position(|s| *s == k) {
-            Some(i) => i as u32,
-            None => {
-                seen.push(k);
-                (seen.len() - 1) as u32
-            }
+        .map(|k| {
+            let next = seen.len() as u32;
+            *seen.entry(k).or_insert(next)
         })
         .collect()
 }
