@@ -490,3 +490,63 @@ fn check_agent(turn: &Turn) -> Result<()> {
     }
     Ok(())
 }
+
+/// Drives a [`ContextManager`] with text, counting tokens with a [`TokenCounter`] (a real
+/// tokenizer, or [`WordCounter`]); keeps the current segment's prompt text for the caller.
+#[derive(Debug, Clone)]
+pub struct TextContext<C: TokenCounter> {
+    manager: ContextManager,
+    counter: C,
+    task_prompt: String,
+    prompt: String,
+}
+
+impl<C: TokenCounter> TextContext<C> {
+    /// Starts an episode on `task_prompt`.
+    pub fn new(config: ContextConfig, counter: C, task_prompt: &str) -> Result<Self> {
+        let instruction = counter.count(&config.summary_instruction);
+        let manager = ContextManager::new(config, counter.count(task_prompt), instruction)?;
+        Ok(TextContext {
+            manager,
+            counter,
+            task_prompt: task_prompt.into(),
+            prompt: task_prompt.into(),
+        })
+    }
+
+    /// The state machine.
+    pub fn manager(&self) -> &ContextManager {
+        &self.manager
+    }
+
+    /// The current segment's prompt: the task prompt, or the rebuilt prompt after a summary.
+    pub fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    /// Records an action and its observation.
+    pub fn on_step(&mut self, action: &str, observation: &str) -> Result<Decision> {
+        self.manager
+            .on_step(self.counter.count(action), self.counter.count(observation))
+    }
+
+    /// Records the final answer.
+    pub fn on_answer(&mut self, action: &str) -> Result<Decision> {
+        self.manager.on_answer(self.counter.count(action))
+    }
+
+    /// Records the summary (the text inside `<summary>…</summary>`) and rebuilds the prompt.
+    pub fn on_summary(&mut self, summary: &str) -> Result<Decision> {
+        let next = self
+            .manager
+            .config()
+            .rebuild_prompt(&self.task_prompt, summary);
+        let d = self
+            .manager
+            .on_summary(self.counter.count(summary), self.counter.count(&next))?;
+        if self.manager.finished().is_none() {
+            self.prompt = next;
+        }
+        Ok(d)
+    }
+}

@@ -207,3 +207,22 @@ fn misuse_is_an_error_not_a_panic() {
         .validate()
         .is_err());
 }
+
+#[test]
+fn text_context_counts_with_the_counter_and_rebuilds_the_prompt() {
+    use supo_core::context::{TextContext, WordCounter};
+    let cfg = ContextConfig::new(200).with_threshold(100);
+    let mut c = TextContext::new(cfg.clone(), WordCounter, "find the key").unwrap();
+    let obs = "word ".repeat(120);
+    assert_eq!(c.on_step("ls", &obs).unwrap(), Decision::Summarize);
+    assert_eq!(c.on_summary("key is in b.txt").unwrap(), Decision::Continue);
+    assert_eq!(
+        c.prompt(),
+        cfg.rebuild_prompt("find the key", "key is in b.txt")
+    );
+    assert_eq!(c.manager().summaries(), 1);
+    assert_eq!(
+        c.on_answer("the key is 42").unwrap(),
+        Decision::Stop(FinishReason::Answered)
+    );
+}
