@@ -494,6 +494,81 @@ pub fn check_advantages_and_scatter<B: Backend>(b: &B) -> Result<(), String> {
     Ok(())
 }
 
+/// Masked vocabularies: `−∞` logits (whole leading blocks of them, and scattered ones) with an
+/// entropy bonus, against the CPU.
+pub fn check_masked_vocab<B: Backend>(b: &B) -> Result<(), String> {
+    let cpu = CpuBackend::new();
+    let mut rng = Rng::new(21);
+    for &(n, v, masked_prefix) in &[(3usize, 1000usize, 600usize), (9, 4099, 1500), (2, 37, 20)] {
+        let mut logits = random_logits::<f32>(&mut rng, n, v, false);
+        for i in 0..n {
+            for j in 0..v {
+                if j < masked_prefix || rng.unit() < 0.1 {
+                    logits[i * v + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let mut host = HostInputs::random(&mut rng, v, |_, _| -6.0, n);
+        for i in 0..n {
+            // Targets among the unmasked entries.
+            let j = (masked_prefix..v)
+                .find(|&j| logits[i * v + j].is_finite())
+                .unwrap_or(v - 1);
+            logits[i * v + j] = 1.0;
+            host.targets[i] = j as u32;
+        }
+        let shape = LogitsShape {
+            tokens: n,
+            vocab: v,
+        };
+        let config = LossConfig {
+            entropy_coef: 0.01,
+            kl_coef: 0.05,
+            ..LossConfig::default()
+        };
+        let mut want_grad = logits.clone();
+        let want = cpu
+            .policy_loss(
+                &mut want_grad,
+                shape,
+                &DeviceInputs::upload(&cpu, &host)?.view(true),
+                &config,
+            )
+            .map_err(err)?;
+        let inputs = DeviceInputs::upload(b, &host)?;
+        let mut dev = b.upload(&logits).map_err(err)?;
+        let got = b
+            .policy_loss(&mut dev, shape, &inputs.view(true), &config)
+            .map_err(err)?;
+        let at = format!("masked {n}x{v}");
+        assert_report(&at, &got, &want, 1e-4)?;
+        assert_close(
+            &format!("{at} dL/dlogits"),
+            &b.download(&dev).map_err(err)?,
+            &want_grad,
+            1e-4,
+        )?;
+        let lp = b
+            .token_logprobs(
+                &b.upload(&logits).map_err(err)?,
+                &inputs.targets,
+                shape,
+                1.0,
+            )
+            .map_err(err)?;
+        let want_lp = cpu
+            .token_logprobs(&logits, &host.targets, shape, 1.0)
+            .map_err(err)?;
+        assert_close(
+            &format!("{at} logprobs"),
+            &b.download(&lp.logprobs).map_err(err)?,
+            &want_lp.logprobs,
+            1e-4,
+        )?;
+    }
+    Ok(())
+}
+
 /// The same inputs give the same bits twice.
 pub fn check_deterministic<B: Backend>(b: &B) -> Result<(), String> {
     let mut rng = Rng::new(7);
@@ -647,6 +722,7 @@ macro_rules! parity_suite {
             $crate::parity_suite!(@test policy_loss, check_policy_loss);
             $crate::parity_suite!(@test linear_policy_loss, check_linear_policy_loss);
             $crate::parity_suite!(@test advantages_and_scatter, check_advantages_and_scatter);
+            $crate::parity_suite!(@test masked_vocab, check_masked_vocab);
             $crate::parity_suite!(@test deterministic, check_deterministic);
             $crate::parity_suite!(@test errors, check_errors);
         }

@@ -219,3 +219,50 @@ fn extreme_logits_stay_finite() {
         out.logprobs[0]
     );
 }
+
+#[test]
+fn masked_vocabulary_is_excluded_not_an_error() {
+    let cpu = CpuBackend::new();
+    let v = 1000;
+    // The first 600 logits (more than one online-max block) are masked.
+    let logits: Vec<f32> = (0..v)
+        .map(|j| {
+            if j < 600 {
+                f32::NEG_INFINITY
+            } else {
+                (j % 7) as f32 * 0.1
+            }
+        })
+        .collect();
+    let targets = vec![700u32];
+    let shape = LogitsShape {
+        tokens: 1,
+        vocab: v,
+    };
+    let out = cpu.token_logprobs(&logits, &targets, shape, 1.0).unwrap();
+    let z: Vec<f64> = logits[600..].iter().map(|&x| f64::from(x)).collect();
+    let lse = z.iter().map(|x| x.exp()).sum::<f64>().ln();
+    let want = f64::from(logits[700]) - lse;
+    assert!(
+        (f64::from(out.logprobs[0]) - want).abs() < 1e-5,
+        "{} vs {want}",
+        out.logprobs[0]
+    );
+    // With an entropy bonus the masked entries get a zero gradient, not NaN.
+    let mut grad = logits.clone();
+    let config = LossConfig {
+        entropy_coef: 0.1,
+        ..LossConfig::default()
+    };
+    let (old, adv, weights) = (vec![want as f32 - 0.05], vec![1.0f32], vec![1.0f32]);
+    let inputs = TokenInputs::<CpuBackend> {
+        targets: &targets,
+        old_logprobs: &old,
+        ref_logprobs: None,
+        advantages: &adv,
+        weights: &weights,
+    };
+    cpu.policy_loss(&mut grad, shape, &inputs, &config).unwrap();
+    assert!(grad.iter().all(|g| g.is_finite()));
+    assert!(grad[..600].iter().all(|&g| g == 0.0));
+}

@@ -88,6 +88,7 @@ pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) ->
     let mut s = [0.0f32; LANES];
     // Σ e_j · (z'_j − m): relative to the running max, rescaled when it moves.
     let mut sz = [0.0f32; LANES];
+    let mut bad_block = false;
     for block in row.chunks(BLOCK) {
         let mut bm = [f32::NEG_INFINITY; LANES];
         let mut lanes = block.chunks_exact(LANES);
@@ -100,6 +101,12 @@ pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) ->
             bm[l] = bm[l].max(x.to_f32() * inv_temp);
         }
         let block_max = bm.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        if block_max == f32::NEG_INFINITY {
+            // A fully masked block (all −∞) adds nothing; without this skip its d = −∞ − (−∞)
+            // would be NaN. (A NaN-only block also lands here and is caught by the NaN check.)
+            bad_block |= block.iter().any(|x| x.to_f32().is_nan());
+            continue;
+        }
         if block_max > m {
             if m > f32::NEG_INFINITY {
                 let delta = m - block_max;
@@ -129,7 +136,7 @@ pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) ->
             sz[l] += if e > 0.0 { e * d } else { 0.0 };
         }
     }
-    let sum = tree_sum(&s);
+    let sum = if bad_block { f32::NAN } else { tree_sum(&s) };
     let log_sum = libm::logf(sum);
     let picked = row[target].to_f32() * inv_temp;
     RowStats {
@@ -166,7 +173,9 @@ pub fn row_gradient<T: Element>(
         for x in row.iter_mut() {
             let lp = x.to_f32() * inv_temp - shift;
             let p = exp_nonpositive(lp);
-            *x = T::from_f32(a * p + b * p * (lp + h));
+            // p = 0 for a −∞ logit, whose entropy term is 0 (not 0 · −∞).
+            let entropy_term = if p > 0.0 { b * p * (lp + h) } else { 0.0 };
+            *x = T::from_f32(a * p + entropy_term);
         }
     }
     // The target's entry from the statistics, rounded once: `a · (p_y − 1) + entropy term`.
