@@ -7,6 +7,8 @@ use clap::ValueEnum;
 pub enum BackendKind {
     /// The CPU reference backend (multi-threaded).
     Cpu,
+    /// CUDA device 0, kernels compiled at run time by NVRTC (needs libcuda and libnvrtc).
+    Cuda,
 }
 
 /// Calls `$body` with `$b` bound to a started backend of kind `$kind`; evaluates to the body's
@@ -19,6 +21,10 @@ macro_rules! with_backend {
                 let $b = supo_core::CpuBackend::parallel();
                 $body
             }
+            $crate::cli::backend::BackendKind::Cuda => match supo_cuda::CudaBackend::new(0) {
+                Ok($b) => $body,
+                Err(e) => Err($crate::cli::CliError::from(e)),
+            },
         }
     }};
 }
