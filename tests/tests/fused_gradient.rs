@@ -6,7 +6,7 @@
 use half::{bf16, f16};
 use supo_core::backend::TokenInputs;
 use supo_core::estimator::surrogate::{token_terms, SurrogateParams};
-use supo_core::estimator::{KlType, LossConfig};
+use supo_core::estimator::LossConfig;
 use supo_core::{Backend, CpuBackend, Element, LogitsShape};
 use supo_tests::rng::Rng;
 
@@ -137,36 +137,10 @@ fn check<T: Element>(config: &LossConfig, grad_tol: f64, loss_tol: f64) {
     }
 }
 
+/// Every loss variant: the parity suite's list (dual clip on/off, k1/k2/low_var_kl, entropy
+/// bonus, temperature).
 fn configs() -> Vec<LossConfig> {
-    let base = LossConfig::default();
-    vec![
-        base,
-        LossConfig {
-            dual_clip: None,
-            ..base
-        },
-        LossConfig {
-            kl_coef: 0.1,
-            kl_type: KlType::K1,
-            ..base
-        },
-        LossConfig {
-            kl_coef: 0.1,
-            kl_type: KlType::K2,
-            ..base
-        },
-        LossConfig {
-            kl_coef: 0.1,
-            kl_type: KlType::LowVarKl,
-            entropy_coef: 0.05,
-            ..base
-        },
-        LossConfig {
-            temperature: 0.6,
-            entropy_coef: 0.02,
-            ..base
-        },
-    ]
+    supo_tests::parity::loss_configs()
 }
 
 #[test]

@@ -271,49 +271,38 @@ impl Isa {
 mod x86 {
     use super::{row_gradient, row_softmax_stats, Element, RowStats};
 
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn stats_avx2<T: Element>(
-        row: &[T],
-        target: usize,
-        inv_temp: f32,
-    ) -> RowStats {
-        row_softmax_stats(row, target, inv_temp)
+    /// Defines `stats_*` and `gradient_*` wrappers compiled with the given target features.
+    macro_rules! variant {
+        ($stats:ident, $gradient:ident, $features:literal) => {
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $stats<T: Element>(
+                row: &[T],
+                target: usize,
+                inv_temp: f32,
+            ) -> RowStats {
+                row_softmax_stats(row, target, inv_temp)
+            }
+
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $gradient<T: Element>(
+                row: &mut [T],
+                target: usize,
+                inv_temp: f32,
+                stats: &RowStats,
+                d_logp: f32,
+                entropy_coef: f32,
+                weight: f32,
+            ) {
+                row_gradient(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
+            }
+        };
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-    pub(super) unsafe fn stats_avx512<T: Element>(
-        row: &[T],
-        target: usize,
-        inv_temp: f32,
-    ) -> RowStats {
-        row_softmax_stats(row, target, inv_temp)
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn gradient_avx2<T: Element>(
-        row: &mut [T],
-        target: usize,
-        inv_temp: f32,
-        stats: &RowStats,
-        d_logp: f32,
-        entropy_coef: f32,
-        weight: f32,
-    ) {
-        row_gradient(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn gradient_avx512<T: Element>(
-        row: &mut [T],
-        target: usize,
-        inv_temp: f32,
-        stats: &RowStats,
-        d_logp: f32,
-        entropy_coef: f32,
-        weight: f32,
-    ) {
-        row_gradient(row, target, inv_temp, stats, d_logp, entropy_coef, weight)
-    }
+    variant!(stats_avx2, gradient_avx2, "avx2");
+    variant!(
+        stats_avx512,
+        gradient_avx512,
+        "avx512f,avx512bw,avx512vl,avx2"
+    );
 }
