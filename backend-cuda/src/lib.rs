@@ -11,8 +11,8 @@
 //! ±1e4, the per-token terms of [`supo_core::estimator::surrogate`] ported operation for
 //! operation, and fixed-order reductions (no float atomics), so identical inputs give
 //! bit-identical outputs. Per-row loss terms are reduced on the host in row order in f64.
-//! One deliberate difference: with an entropy bonus, a `-inf` logit (masked vocabulary) gets the
-//! exact gradient 0 here, where the CPU reference computes `0 · -inf = NaN`.
+//! Masked vocabularies (`-inf` logits) are excluded from the softmax and get a zero gradient,
+//! with or without an entropy bonus, as in the CPU reference.
 //!
 //! Tests without a GPU: `tests/nvrtc_compile.rs` builds every kernel with NVRTC, and
 //! `tests/emulated.rs` runs the kernels on the CPU under a small C++ emulator against the CPU
