@@ -1,9 +1,10 @@
 //! # supo-harness
 //!
 //! Everything around the core that touches the outside world: the `supo` command-line tool and
-//! its subcommands ([`cli`]), and — as their issues land — the BFCL-compatible multi-turn tool
-//! environments, FunReason-MT data synthesis, agent rollouts over OpenAI-compatible LLM servers,
-//! the built-in trainable policy, SUPO training and BFCL evaluation.
+//! its subcommands ([`cli`]), the BFCL-compatible multi-turn tool environments, their replay and
+//! BFCL's multi-turn checker ([`bfcl`]), and — as their issues land — FunReason-MT data
+//! synthesis, agent rollouts over OpenAI-compatible LLM servers, the built-in trainable policy,
+//! SUPO training and BFCL evaluation.
 
 pub mod bfcl;
 pub mod cli;

@@ -174,12 +174,6 @@ impl CallArgs {
     }
 }
 
-impl Default for PyValue {
-    fn default() -> Self {
-        PyValue::None
-    }
-}
-
 /// One BFCL multi-turn API class: a stateful tool environment behaving as BFCL's Python
 /// reference does.
 pub trait ToolEnv {
@@ -196,7 +190,8 @@ pub trait ToolEnv {
     ) -> Result<(), ToolError>;
     /// Calls public method `func` with `args`; an `Err` is the exception it raises.
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError>;
-    /// The instance's public attributes as JSON (a directory's parent link left out).
+    /// The instance's public attributes as JSON (a directory's parent link left out, sets as
+    /// arrays with their elements sorted). It may change only through [`ToolEnv::call`].
     fn state(&self) -> serde_json::Value;
 }
 

@@ -8,16 +8,20 @@ const MATRIX_A: u32 = 0x9908_b0df;
 const UPPER_MASK: u32 = 0x8000_0000;
 const LOWER_MASK: u32 = 0x7fff_ffff;
 
-/// A Python `random.Random` instance.
+/// A Python `random.Random` instance. The generator state is set up on the first draw, so
+/// environments that never draw cost nothing.
 #[derive(Clone)]
 pub struct PyRandom {
-    mt: [u32; N],
+    seed: u64,
+    /// The MT19937 state; empty until the first draw.
+    mt: Vec<u32>,
     index: usize,
 }
 
 impl std::fmt::Debug for PyRandom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PyRandom")
+            .field("seed", &self.seed)
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
@@ -26,7 +30,16 @@ impl std::fmt::Debug for PyRandom {
 impl PyRandom {
     /// `random.Random(seed)` for an integer seed (CPython seeds from `abs(seed)`).
     pub fn new(seed: i64) -> PyRandom {
-        let mut n = seed.unsigned_abs();
+        PyRandom {
+            seed: seed.unsigned_abs(),
+            mt: Vec::new(),
+            index: N,
+        }
+    }
+
+    /// CPython's `init_by_array` on the seed's 32-bit words (least significant first).
+    fn seed_state(&mut self) {
+        let mut n = self.seed;
         let mut key = Vec::with_capacity(2);
         while n > 0 {
             key.push((n & 0xffff_ffff) as u32);
@@ -35,12 +48,8 @@ impl PyRandom {
         if key.is_empty() {
             key.push(0);
         }
-        let mut r = PyRandom {
-            mt: [0; N],
-            index: N,
-        };
-        r.init_by_array(&key);
-        r
+        self.mt = vec![0; N];
+        self.init_by_array(&key);
     }
 
     fn init_genrand(&mut self, s: u32) {
@@ -101,6 +110,9 @@ impl PyRandom {
 
     /// The next 32-bit output of the generator (`genrand_uint32`).
     pub fn next_u32(&mut self) -> u32 {
+        if self.mt.is_empty() {
+            self.seed_state();
+        }
         if self.index >= N {
             self.twist();
         }

@@ -5,9 +5,10 @@
 use std::fmt::Write as _;
 
 /// A Python value. Dicts keep insertion order, as Python's do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum PyValue {
     /// `None`.
+    #[default]
     None,
     /// `True` / `False`.
     Bool(bool),

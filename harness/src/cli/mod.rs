@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod bfcl;
 pub mod loss;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// BFCL multi-turn tools (`supo bfcl replay`).
+    #[command(subcommand)]
+    Bfcl(bfcl::BfclCommand),
 }
 
 /// A failure of a subcommand, with the exit code it maps to.
@@ -72,5 +76,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Loss(args) => loss::run(&args),
         Command::Bench(cmd) => bench::run(&cmd),
+        Command::Bfcl(cmd) => bfcl::run(&cmd),
     }
 }

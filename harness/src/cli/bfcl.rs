@@ -1,0 +1,105 @@
+//! `supo bfcl …`: BFCL multi-turn tools. `supo bfcl replay --input FILE.jsonl --output
+//! OUT.jsonl` replays call strings on the Rust environments (the command-line contract in the
+//! design card).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::CliError;
+use crate::bfcl::replay::{replay, ReplayInput};
+
+/// The `supo bfcl` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BfclCommand {
+    /// Replays entries `{id, involved_classes, initial_config, long_context, turns}` (JSONL)
+    /// and writes `{id, results, states}` per entry (JSONL).
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `supo bfcl replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The entries (JSONL); `-` reads standard input.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the replays (JSONL), atomically.
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// Runs a `supo bfcl` subcommand.
+pub fn run(cmd: &BfclCommand) -> Result<(), CliError> {
+    match cmd {
+        BfclCommand::Replay(args) => run_replay(args),
+    }
+}
+
+fn run_replay(args: &ReplayArgs) -> Result<(), CliError> {
+    let text = if args.input.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| CliError::Input(format!("cannot read standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(&args.input)
+            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.input.display())))?
+    };
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    let out = replay_all(&lines)?;
+    crate::io::write_atomic(&args.output, out.concat().as_bytes())
+        .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", args.output.display())))
+}
+
+/// Parses and replays one input line into one output line.
+fn replay_line(line: usize, text: &str) -> Result<String, CliError> {
+    let entry: ReplayInput = serde_json::from_str(text)
+        .map_err(|e| CliError::Input(format!("line {line}: bad entry: {e}")))?;
+    let result = replay(&entry).map_err(|e| CliError::Input(format!("line {line}: {e}")))?;
+    let mut json = serde_json::to_string(&result)
+        .map_err(|e| CliError::Failure(format!("cannot write line {line}: {e}")))?;
+    json.push('\n');
+    Ok(json)
+}
+
+/// Replays the lines on all cores (entries are independent), keeping their order. The first
+/// failing line is the error.
+fn replay_all(lines: &[(usize, &str)]) -> Result<Vec<String>, CliError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(lines.len().max(1));
+    // Small interleaved chunks balance entries of very different sizes.
+    let chunk = lines.len().div_ceil(threads * 8).max(1);
+    let chunks: Vec<&[(usize, &str)]> = lines.chunks(chunk).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Slot = std::sync::Mutex<Option<Result<Vec<String>, CliError>>>;
+    let done: Vec<Slot> = chunks.iter().map(|_| Slot::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(part) = chunks.get(i) else {
+                    break;
+                };
+                let r: Result<Vec<String>, CliError> =
+                    part.iter().map(|(n, l)| replay_line(*n, l)).collect();
+                if let Ok(mut slot) = done[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(lines.len());
+    for slot in done {
+        let part = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(|| CliError::Failure("a replay thread panicked".to_string()))?;
+        out.extend(part?);
+    }
+    Ok(out)
+}
