@@ -460,7 +460,8 @@ impl MathApi {
                 ))
             }
         };
-        let prec = (((dps.saturating_add(1) as f64) * std::f64::consts::LOG2_10).round() as i64).max(1);
+        let prec =
+            (((dps.saturating_add(1) as f64) * std::f64::consts::LOG2_10).round() as i64).max(1);
         let prec = u32::try_from(prec).unwrap_or(u32::MAX);
         // mpmath takes floats and ints exactly, numeric text at the working precision;
         // anything else fails, value first.
