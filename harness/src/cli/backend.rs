@@ -9,6 +9,9 @@ pub enum BackendKind {
     Cpu,
     /// CUDA device 0, kernels compiled at run time by NVRTC (needs libcuda and libnvrtc).
     Cuda,
+    /// wgpu compute shaders on any Vulkan/Metal/DX12/GL adapter, or Mesa's lavapipe on a CPU
+    /// (adapter chosen by `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`).
+    Wgpu,
 }
 
 /// Calls `$body` with `$b` bound to a started backend of kind `$kind`; evaluates to the body's
@@ -22,6 +25,10 @@ macro_rules! with_backend {
                 $body
             }
             $crate::cli::backend::BackendKind::Cuda => match supo_cuda::CudaBackend::new(0) {
+                Ok($b) => $body,
+                Err(e) => Err($crate::cli::CliError::from(e)),
+            },
+            $crate::cli::backend::BackendKind::Wgpu => match supo_wgpu::WgpuBackend::new() {
                 Ok($b) => $body,
                 Err(e) => Err($crate::cli::CliError::from(e)),
             },
