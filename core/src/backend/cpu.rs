@@ -361,7 +361,9 @@ impl Backend for CpuBackend {
             for (dst, src) in h32.iter_mut().zip(&hidden[start * d..(start + c) * d]) {
                 *dst = src.to_f32();
             }
-            check_finite("hidden", &h32[..c * d])?;
+            if let Some(i) = h32[..c * d].iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(alloc::format!("hidden[{}]", start * d + i)));
+            }
             let z = &mut logits[..c * v];
             // z = h · Wᵀ   ([c, d] × [d, v])
             sgemm(
