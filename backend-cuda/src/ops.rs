@@ -4,8 +4,8 @@ use cudarc::driver::{
     CudaFunction, CudaSlice, CudaView, CudaViewMut, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 use supo_core::backend::{
-    check_logits_shape, check_token_inputs, GroupAdvantageConfig, LinearLossOutput, TokenInputs,
-    TokenLogProbs,
+    check_logits_shape, check_token_inputs, reduce_rows, GroupAdvantageConfig, LinearLossOutput,
+    RowLoss, TokenInputs, TokenLogProbs,
 };
 use supo_core::estimator::surrogate::SurrogateParams;
 use supo_core::estimator::{KlType, LossConfig};
@@ -76,43 +76,19 @@ impl LossParams {
     }
 }
 
-/// Reduces the per-row records in row order, in f64, exactly as the CPU reference reduces its
-/// rows.
-fn reduce(records: &[f32], config: &LossConfig) -> Result<LossReport> {
-    let mut r = LossReport::default();
-    let (mut clipped, mut lower) = (0usize, 0usize);
-    for (i, rec) in records.chunks_exact(ROW_RECORD).enumerate() {
-        let weight = rec[0];
-        if weight == 0.0 {
-            continue;
-        }
-        if rec[7] == 0.0 {
-            return Err(Error::NonFinite(format!(
-                "logits row {i} (NaN, +inf or all -inf)"
-            )));
-        }
-        let w = f64::from(weight);
-        r.pg_loss += w * f64::from(rec[1]);
-        r.kl_loss += w * f64::from(rec[2]);
-        r.entropy_loss += w * f64::from(rec[3]);
-        r.approx_kl += f64::from(rec[4]);
-        r.entropy += f64::from(rec[3]);
-        clipped += usize::from(rec[5] != 0.0);
-        lower += usize::from(rec[6] != 0.0);
-        r.trained_tokens += 1;
-    }
-    if r.trained_tokens > 0 {
-        let n = r.trained_tokens as f64;
-        r.clipfrac = clipped as f64 / n;
-        r.clipfrac_lower = lower as f64 / n;
-        r.approx_kl /= n;
-        r.entropy /= n;
-    }
-    r.loss = r.pg_loss + config.kl_coef * r.kl_loss - config.entropy_coef * r.entropy_loss;
-    if !r.loss.is_finite() {
-        return Err(Error::NonFinite("loss".into()));
-    }
-    Ok(r)
+/// The per-row records of the row kernels (`ROW_RECORD` floats each) as [`RowLoss`]es, for the
+/// reduction every backend shares.
+fn row_losses(records: &[f32]) -> impl Iterator<Item = RowLoss> + '_ {
+    records.chunks_exact(ROW_RECORD).map(|rec| RowLoss {
+        weight: rec[0],
+        usable: rec[7] != 0.0,
+        pg: rec[1],
+        kl: rec[2],
+        entropy: rec[3],
+        approx_kl: rec[4],
+        clipped: rec[5] != 0.0,
+        clipped_lower: rec[6] != 0.0,
+    })
 }
 
 /// A grid of one block per row, for `rows > 0` rows.
@@ -354,7 +330,7 @@ impl Backend for CudaBackend {
         self.check_tokens(inputs, shape.vocab)?;
         let n = shape.tokens;
         if n == 0 {
-            return reduce(&[], config);
+            return reduce_rows([], config);
         }
         let params = LossParams::new(config, inputs.ref_logprobs.is_some());
         let records = n
@@ -372,7 +348,7 @@ impl Backend for CudaBackend {
             &mut rows_out,
         )?;
         let records = self.fetch(&rows_out, records)?;
-        reduce(&records, config)
+        reduce_rows(row_losses(&records), config)
     }
 
     fn linear_policy_loss<T: Element>(
@@ -419,7 +395,7 @@ impl Backend for CudaBackend {
         let mut grad_weight = self.alloc::<f32>(weight_len)?;
         if n == 0 {
             return Ok(LinearLossOutput {
-                report: reduce(&[], config)?,
+                report: reduce_rows([], config)?,
                 grad_hidden,
                 grad_weight,
             });
@@ -506,7 +482,7 @@ impl Backend for CudaBackend {
         }
         let records = self.fetch(&rows_out, n * ROW_RECORD)?;
         Ok(LinearLossOutput {
-            report: reduce(&records, config)?,
+            report: reduce_rows(row_losses(&records), config)?,
             grad_hidden,
             grad_weight,
         })

@@ -6,8 +6,9 @@ use std::mem::size_of;
 
 use bytemuck::{Pod, Zeroable};
 use supo_core::backend::{
-    check_logits_shape, check_token_inputs, Element, GroupAdvantageConfig, LinearLossOutput,
-    LinearShape, LogitsShape, LossReport, Scalar, TokenInputs, TokenLogProbs,
+    check_logits_shape, check_token_inputs, reduce_rows, Element, GroupAdvantageConfig,
+    LinearLossOutput, LinearShape, LogitsShape, LossReport, RowLoss, Scalar, TokenInputs,
+    TokenLogProbs,
 };
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, Error, Result};
@@ -140,18 +141,6 @@ struct RowChunk {
     elem0: u64,
 }
 
-/// One row's results, read back from the device.
-struct RowResult {
-    bad: bool,
-    weight: f32,
-    pg: f32,
-    kl: f32,
-    entropy: f32,
-    approx_kl: f32,
-    clipped: bool,
-    clipped_lower: bool,
-}
-
 fn words(bytes: &[u8]) -> Vec<u32> {
     bytes
         .chunks_exact(4)
@@ -159,15 +148,17 @@ fn words(bytes: &[u8]) -> Vec<u32> {
         .collect()
 }
 
-fn parse_records(bytes: &[u8]) -> Vec<RowResult> {
+fn parse_records(bytes: &[u8]) -> Vec<RowLoss> {
     words(bytes)
         .chunks_exact((RECORD_BYTES / 4) as usize)
         .map(|r| {
             let f = |i: usize| f32::from_bits(r[i]);
             let flags = r[9];
-            RowResult {
-                bad: flags & FLAG_BAD != 0
-                    || !(f(0).is_finite() && f(1).is_finite() && f(2).is_finite()),
+            RowLoss {
+                usable: flags & FLAG_BAD == 0
+                    && f(0).is_finite()
+                    && f(1).is_finite()
+                    && f(2).is_finite(),
                 weight: f(8),
                 pg: f(3),
                 kl: f(4),
@@ -178,44 +169,6 @@ fn parse_records(bytes: &[u8]) -> Vec<RowResult> {
             }
         })
         .collect()
-}
-
-/// Reduces per-row results in row order, in f64, exactly as the CPU reference does; any unusable
-/// logits row (trained or not) is an error.
-fn reduce(rows: &[RowResult], config: &LossConfig) -> Result<LossReport> {
-    let mut r = LossReport::default();
-    let (mut clipped, mut lower) = (0usize, 0usize);
-    for (i, row) in rows.iter().enumerate() {
-        if row.bad {
-            return Err(Error::NonFinite(format!(
-                "logits row {i} (NaN, +inf or all -inf)"
-            )));
-        }
-        if row.weight == 0.0 {
-            continue;
-        }
-        let w = f64::from(row.weight);
-        r.pg_loss += w * f64::from(row.pg);
-        r.kl_loss += w * f64::from(row.kl);
-        r.entropy_loss += w * f64::from(row.entropy);
-        r.approx_kl += f64::from(row.approx_kl);
-        r.entropy += f64::from(row.entropy);
-        clipped += usize::from(row.clipped);
-        lower += usize::from(row.clipped_lower);
-        r.trained_tokens += 1;
-    }
-    if r.trained_tokens > 0 {
-        let n = r.trained_tokens as f64;
-        r.clipfrac = clipped as f64 / n;
-        r.clipfrac_lower = lower as f64 / n;
-        r.approx_kl /= n;
-        r.entropy /= n;
-    }
-    r.loss = r.pg_loss + config.kl_coef * r.kl_loss - config.entropy_coef * r.entropy_loss;
-    if !r.loss.is_finite() {
-        return Err(Error::NonFinite("loss".into()));
-    }
-    Ok(r)
 }
 
 fn u32_of(value: u64, what: &str) -> Result<u32> {
@@ -689,7 +642,7 @@ impl Backend for WgpuBackend {
         self.gpu.check()?;
         let n = shape.tokens as u64;
         if n == 0 {
-            return reduce(&[], config);
+            return reduce_rows([], config);
         }
         self.check_binding("per-token inputs", n * 4)?;
         self.check_binding("per-row results", n * RECORD_BYTES)?;
@@ -716,7 +669,7 @@ impl Backend for WgpuBackend {
             &[(&records, 0, n * RECORD_BYTES), (&status, 0, 24)],
         )?;
         self.check_token_status(&words(&back[1]), inputs.targets, shape.vocab)?;
-        let report = reduce(&parse_records(&back[0]), config)?;
+        let report = reduce_rows(parse_records(&back[0]), config)?;
 
         // Inputs are valid: overwrite the logits with the gradient.
         let mut encoder = self.gpu.encoder();
@@ -887,7 +840,7 @@ impl Backend for WgpuBackend {
                 return Err(Error::NonFinite(format!("{what}[{}]", status[slot])));
             }
         }
-        let report = reduce(&parse_records(&back[0]), config)?;
+        let report = reduce_rows(parse_records(&back[0]), config)?;
         Ok(LinearLossOutput {
             report,
             grad_hidden: WgpuBuffer {

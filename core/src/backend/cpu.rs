@@ -10,12 +10,13 @@ use alloc::vec::Vec;
 
 use super::kernel::{Isa, RowStats};
 use super::{
-    check_logits_shape, check_token_inputs, Backend, Element, GroupAdvantageConfig,
-    LinearLossOutput, LinearShape, LogitsShape, LossReport, Scalar, TokenInputs, TokenLogProbs,
+    check_logits_shape, check_token_inputs, reduce_rows, Backend, Element, GroupAdvantageConfig,
+    LinearLossOutput, LinearShape, LogitsShape, LossReport, RowLoss, Scalar, TokenInputs,
+    TokenLogProbs,
 };
 use crate::error::{ensure, Error, Result};
 use crate::estimator::advantage::group_advantages;
-use crate::estimator::surrogate::{token_terms, SurrogateParams, TokenTerms};
+use crate::estimator::surrogate::{token_terms, SurrogateParams};
 use crate::estimator::{AdvantageConfig, LossConfig};
 
 /// Rows handed to one task on the parallel path.
@@ -98,14 +99,6 @@ impl CpuBackend {
     }
 }
 
-/// What one row contributes to the loss.
-#[derive(Clone, Copy)]
-struct RowLoss {
-    weight: f32,
-    stats: RowStats,
-    terms: TokenTerms<f32>,
-}
-
 fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
     if let Some(i) = targets.iter().position(|&t| t as usize >= vocab) {
         return Err(Error::InvalidInput(alloc::format!(
@@ -121,44 +114,6 @@ fn check_finite(what: &str, values: &[f32]) -> Result<()> {
         Some(i) => Err(Error::NonFinite(alloc::format!("{what}[{i}]"))),
         None => Ok(()),
     }
-}
-
-/// Reduces per-row losses (in row order) into the report; any unusable logits row (trained or
-/// not) is an error.
-fn reduce(rows: &[RowLoss], config: &LossConfig) -> Result<LossReport> {
-    let mut r = LossReport::default();
-    let (mut clipped, mut lower) = (0usize, 0usize);
-    for (i, row) in rows.iter().enumerate() {
-        if !row.stats.is_finite() {
-            return Err(Error::NonFinite(alloc::format!(
-                "logits row {i} (NaN, +inf or all -inf)"
-            )));
-        }
-        if row.weight == 0.0 {
-            continue;
-        }
-        let w = f64::from(row.weight);
-        r.pg_loss += w * f64::from(row.terms.pg);
-        r.kl_loss += w * f64::from(row.terms.kl);
-        r.entropy_loss += w * f64::from(row.stats.entropy);
-        r.approx_kl += f64::from(row.terms.approx_kl);
-        r.entropy += f64::from(row.stats.entropy);
-        clipped += row.terms.clipped as usize;
-        lower += row.terms.clipped_lower as usize;
-        r.trained_tokens += 1;
-    }
-    if r.trained_tokens > 0 {
-        let n = r.trained_tokens as f64;
-        r.clipfrac = clipped as f64 / n;
-        r.clipfrac_lower = lower as f64 / n;
-        r.approx_kl /= n;
-        r.entropy /= n;
-    }
-    r.loss = r.pg_loss + config.kl_coef * r.kl_loss - config.entropy_coef * r.entropy_loss;
-    if !r.loss.is_finite() {
-        return Err(Error::NonFinite("loss".into()));
-    }
-    Ok(r)
 }
 
 /// Host views of the per-token inputs.
@@ -219,8 +174,13 @@ impl<'a> HostTokens<'a> {
         }
         RowLoss {
             weight,
-            stats,
-            terms,
+            usable: stats.is_finite(),
+            pg: terms.pg,
+            kl: terms.kl,
+            entropy: stats.entropy,
+            approx_kl: terms.approx_kl,
+            clipped: terms.clipped,
+            clipped_lower: terms.clipped_lower,
         }
     }
 }
@@ -312,7 +272,7 @@ impl Backend for CpuBackend {
         let rows = self.map_rows(logits, shape.vocab, |i, row| {
             host.row(self.isa, i, row, inv_temp, &params, entropy_coef)
         });
-        reduce(&rows, config)
+        reduce_rows(rows, config)
     }
 
     fn linear_policy_loss<T: Element>(
@@ -362,7 +322,10 @@ impl Backend for CpuBackend {
                 *dst = src.to_f32();
             }
             if let Some(i) = h32[..c * d].iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite(alloc::format!("hidden[{}]", start * d + i)));
+                return Err(Error::NonFinite(alloc::format!(
+                    "hidden[{}]",
+                    start * d + i
+                )));
             }
             let z = &mut logits[..c * v];
             // z = h · Wᵀ   ([c, d] × [d, v])
@@ -399,7 +362,7 @@ impl Backend for CpuBackend {
                 (d, 1),
             );
         }
-        let report = reduce(&rows, config)?;
+        let report = reduce_rows(rows, config)?;
         Ok(LinearLossOutput {
             report,
             grad_hidden,

@@ -183,6 +183,70 @@ pub trait Backend {
     ) -> Result<Self::Buffer<f32>>;
 }
 
+/// What one logits row contributes to a fused policy loss. Backends compute these on their
+/// device and hand them, in row order, to [`reduce_rows`] — the one reduction they all share.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RowLoss {
+    /// The token's aggregation weight (0: not trained).
+    pub weight: f32,
+    /// Whether the row's softmax was usable (no NaN or `+∞` logit, not all `−∞`).
+    pub usable: bool,
+    /// Clipped surrogate `ℓ_t`.
+    pub pg: f32,
+    /// KL estimate.
+    pub kl: f32,
+    /// Entropy of the row's softmax.
+    pub entropy: f32,
+    /// `−clamp(log π − log π_old, ±20)`.
+    pub approx_kl: f32,
+    /// The clip was active.
+    pub clipped: bool,
+    /// The dual clip was active.
+    pub clipped_lower: bool,
+}
+
+/// Reduces per-row losses, in row order and in f64, into the report: weighted sums for the
+/// losses, plain means over trained tokens for the statistics. Any unusable logits row, trained
+/// or not, is an error; so is a non-finite loss.
+pub fn reduce_rows(
+    rows: impl IntoIterator<Item = RowLoss>,
+    config: &LossConfig,
+) -> Result<LossReport> {
+    let mut r = LossReport::default();
+    let (mut clipped, mut lower) = (0usize, 0usize);
+    for (i, row) in rows.into_iter().enumerate() {
+        if !row.usable {
+            return Err(Error::NonFinite(alloc::format!(
+                "logits row {i} (NaN, +inf or all -inf)"
+            )));
+        }
+        if row.weight == 0.0 {
+            continue;
+        }
+        let w = f64::from(row.weight);
+        r.pg_loss += w * f64::from(row.pg);
+        r.kl_loss += w * f64::from(row.kl);
+        r.entropy_loss += w * f64::from(row.entropy);
+        r.approx_kl += f64::from(row.approx_kl);
+        r.entropy += f64::from(row.entropy);
+        clipped += usize::from(row.clipped);
+        lower += usize::from(row.clipped_lower);
+        r.trained_tokens += 1;
+    }
+    if r.trained_tokens > 0 {
+        let n = r.trained_tokens as f64;
+        r.clipfrac = clipped as f64 / n;
+        r.clipfrac_lower = lower as f64 / n;
+        r.approx_kl /= n;
+        r.entropy /= n;
+    }
+    r.loss = r.pg_loss + config.kl_coef * r.kl_loss - config.entropy_coef * r.entropy_loss;
+    if !r.loss.is_finite() {
+        return Err(Error::NonFinite("loss".into()));
+    }
+    Ok(r)
+}
+
 /// Checks the lengths of a fused-loss call against its shape; shared by every backend so they
 /// all reject the same inputs with the same messages.
 pub fn check_token_inputs<B: Backend + ?Sized>(
