@@ -107,6 +107,17 @@ fn name_list(names: &[&str]) -> String {
 }
 
 impl CallArgs {
+    /// Keyword-only arguments, as `f(a=1, b='x')` would pass them.
+    pub fn keywords(items: &[(&str, PyValue)]) -> CallArgs {
+        CallArgs {
+            positional: Vec::new(),
+            keyword: items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
     /// Binds the arguments to `params` (name, default; `None` means required) by Python's rules
     /// for a method with positional-or-keyword parameters. `func` is the qualified name used in
     /// the messages (`"GorillaFileSystem.mv"`); the counts in them include `self`, as CPython's

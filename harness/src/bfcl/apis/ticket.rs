@@ -312,38 +312,37 @@ impl ToolEnv for TicketApi {
 mod tests {
     use super::*;
 
-    fn kw(items: &[(&str, PyValue)]) -> CallArgs {
-        CallArgs {
-            positional: vec![],
-            keyword: items
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn ticket_flow() {
         let mut t = TicketApi::default();
         t.load_scenario(&serde_json::json!({}), false).unwrap();
         let r = t
-            .call("create_ticket", &kw(&[("title", PyValue::str("x"))]))
+            .call(
+                "create_ticket",
+                &CallArgs::keywords(&[("title", PyValue::str("x"))]),
+            )
             .unwrap();
         assert!(r.get("error").is_some());
         t.call(
             "ticket_login",
-            &kw(&[
+            &CallArgs::keywords(&[
                 ("username", PyValue::str("u")),
                 ("password", PyValue::str("p")),
             ]),
         )
         .unwrap();
         let r = t
-            .call("create_ticket", &kw(&[("title", PyValue::str("x"))]))
+            .call(
+                "create_ticket",
+                &CallArgs::keywords(&[("title", PyValue::str("x"))]),
+            )
             .unwrap();
         assert_eq!(r.get("id"), Some(&PyValue::Int(1)));
         let r = t
-            .call("close_ticket", &kw(&[("ticket_id", PyValue::Int(1))]))
+            .call(
+                "close_ticket",
+                &CallArgs::keywords(&[("ticket_id", PyValue::Int(1))]),
+            )
             .unwrap();
         assert_eq!(
             r.json_dumps(),
@@ -352,7 +351,7 @@ mod tests {
         let e = t
             .call(
                 "create_ticket",
-                &kw(&[
+                &CallArgs::keywords(&[
                     ("title", PyValue::str("x")),
                     ("priority", PyValue::str("a")),
                 ]),

@@ -699,16 +699,6 @@ impl ToolEnv for TradingBot {
 mod tests {
     use super::*;
 
-    fn kw(items: &[(&str, PyValue)]) -> CallArgs {
-        CallArgs {
-            positional: vec![],
-            keyword: items
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn orders_and_funds() {
         let mut t = TradingBot::default();
@@ -716,13 +706,13 @@ mod tests {
             .unwrap();
         t.call(
             "trading_login",
-            &kw(&[("username", "a".into()), ("password", "b".into())]),
+            &CallArgs::keywords(&[("username", "a".into()), ("password", "b".into())]),
         )
         .unwrap();
         let r = t
             .call(
                 "place_order",
-                &kw(&[
+                &CallArgs::keywords(&[
                     ("order_type", "Buy".into()),
                     ("symbol", "AAPL".into()),
                     ("price", PyValue::Int(100)),
@@ -735,7 +725,10 @@ mod tests {
             "{\"error\": \"Insufficient funds: required $100000.00 but only $10000.00 available.\"}"
         );
         let r = t
-            .call("fund_account", &kw(&[("amount", PyValue::Int(5))]))
+            .call(
+                "fund_account",
+                &CallArgs::keywords(&[("amount", PyValue::Int(5))]),
+            )
             .unwrap();
         assert_eq!(r.get("new_balance"), Some(&PyValue::Float(10005.0)));
         let ts = t.state()["transaction_history"][0]["timestamp"].clone();

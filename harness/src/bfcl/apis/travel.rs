@@ -869,16 +869,6 @@ impl ToolEnv for TravelApi {
 mod tests {
     use super::*;
 
-    fn kw(items: &[(&str, PyValue)]) -> CallArgs {
-        CallArgs {
-            positional: vec![],
-            keyword: items
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn flight_costs_and_exchange() {
         let mut t = TravelApi::default();
@@ -886,7 +876,7 @@ mod tests {
         let r = t
             .call(
                 "get_flight_cost",
-                &kw(&[
+                &CallArgs::keywords(&[
                     ("travel_from", "SFO".into()),
                     ("travel_to", "LAX".into()),
                     ("travel_date", "2024-11-15".into()),
@@ -898,7 +888,7 @@ mod tests {
         let r = t
             .call(
                 "compute_exchange_rate",
-                &kw(&[
+                &CallArgs::keywords(&[
                     ("base_currency", "EUR".into()),
                     ("target_currency", "USD".into()),
                     ("value", PyValue::Int(100)),
@@ -909,7 +899,7 @@ mod tests {
         let e = t
             .call(
                 "compute_exchange_rate",
-                &kw(&[
+                &CallArgs::keywords(&[
                     ("base_currency", "EUR".into()),
                     ("target_currency", "XXX".into()),
                     ("value", PyValue::Int(1)),

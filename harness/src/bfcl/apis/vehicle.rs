@@ -637,16 +637,6 @@ impl ToolEnv for VehicleControlApi {
 mod tests {
     use super::*;
 
-    fn kw(items: &[(&str, PyValue)]) -> CallArgs {
-        CallArgs {
-            positional: vec![],
-            keyword: items
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn doors_then_engine() {
         let mut v = VehicleControlApi::default();
@@ -660,23 +650,29 @@ mod tests {
         );
         v.call(
             "lockDoors",
-            &kw(&[("unlock", false.into()), ("door", doors)]),
+            &CallArgs::keywords(&[("unlock", false.into()), ("door", doors)]),
         )
         .unwrap();
         v.call(
             "pressBrakePedal",
-            &kw(&[("pedalPosition", PyValue::Int(1))]),
+            &CallArgs::keywords(&[("pedalPosition", PyValue::Int(1))]),
         )
         .unwrap();
         let r = v
-            .call("startEngine", &kw(&[("ignitionMode", "START".into())]))
+            .call(
+                "startEngine",
+                &CallArgs::keywords(&[("ignitionMode", "START".into())]),
+            )
             .unwrap();
         assert_eq!(
             r.json_dumps(),
             "{\"engineState\": \"running\", \"fuelLevel\": 10, \"batteryVoltage\": 12.6}"
         );
         let e = v
-            .call("set_navigation", &kw(&[("destination", PyValue::Int(3))]))
+            .call(
+                "set_navigation",
+                &CallArgs::keywords(&[("destination", PyValue::Int(3))]),
+            )
             .unwrap_err();
         assert_eq!(e.0, "can only concatenate str (not \"int\") to str");
         assert_eq!(v.state()["destination"], serde_json::json!(3));
