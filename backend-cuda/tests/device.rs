@@ -2,6 +2,10 @@
 //! (by name) when no CUDA device can be started, unless `SUPO_REQUIRE_CUDA=1`, which makes a
 //! missing device a failure. The full cross-backend suite is `supo-tests`' `parity_cuda`.
 
+// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
+// must be visible in CI logs.
+use std::io::Write as _;
+
 use half::{bf16, f16};
 use supo_core::backend::{GroupAdvantageConfig, TokenInputs};
 use supo_core::estimator::{KlType, LossConfig};
@@ -15,7 +19,7 @@ fn backend_or_skip(test: &str) -> Option<CudaBackend> {
             panic!("{test}: SUPO_REQUIRE_CUDA=1 but no CUDA device: {e}")
         }
         Err(e) => {
-            eprintln!("skipped {test}: {e}");
+            let _ = writeln!(std::io::stderr(), "skipped {test}: {e}");
             None
         }
     }

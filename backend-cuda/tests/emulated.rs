@@ -74,7 +74,10 @@ fn emulator(test: &str) -> Option<PathBuf> {
         Some(exe)
     });
     if built.is_none() {
-        eprintln!("skipped {test}: no C++20 compiler for the kernel emulator");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {test}: no C++20 compiler for the kernel emulator"
+        );
     }
     built.clone()
 }

@@ -8,6 +8,10 @@
 //! compared vector (plus 1e-7 absolute); f16/bf16 gradients within one unit in the last place
 //! of the element type.
 
+// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
+// must be visible in CI logs.
+use std::io::Write as _;
+
 use std::sync::OnceLock;
 
 use half::{bf16, f16};
@@ -25,7 +29,7 @@ fn gpu() -> Option<&'static WgpuBackend> {
             panic!("wgpu backend required (SUPO_REQUIRE_WGPU=1) but unavailable: {e}")
         }
         Err(e) => {
-            eprintln!("wgpu tests skipped: {e}");
+            let _ = writeln!(std::io::stderr(), "wgpu tests skipped: {e}");
             None
         }
     })

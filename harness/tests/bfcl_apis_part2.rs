@@ -7,6 +7,10 @@
 //! equal. Skips with a message when python3 or the package is missing, and fails instead when
 //! `SUPO_REQUIRE_BFCL=1`.
 
+// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
+// must be visible in CI logs.
+use std::io::Write as _;
+
 mod bfcl_common;
 
 use std::collections::BTreeMap;
@@ -275,7 +279,11 @@ fn part2_golden_replays_match() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/bfcl/replay_multi_turn_base.jsonl");
     let Ok(text) = std::fs::read_to_string(&golden) else {
-        eprintln!("{test}: skipped: no golden replays at {}", golden.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped: no golden replays at {}",
+            golden.display()
+        );
         return;
     };
     let golden: Vec<Value> = text

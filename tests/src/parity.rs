@@ -18,6 +18,10 @@
 //! Clip and dual-clip fractions may differ by one token where a ratio sits on a clip boundary
 //! within rounding; they are compared to `1.5 / trained tokens`.
 
+// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
+// must be visible in CI logs.
+use std::io::Write as _;
+
 use half::{bf16, f16};
 use supo_core::backend::{GroupAdvantageConfig, TokenInputs};
 use supo_core::estimator::{KlType, LossConfig};
@@ -701,7 +705,7 @@ pub fn backend_or_skip<B>(name: &str, made: supo_core::Result<B>, require_env: &
             panic!("{name}: backend required ({require_env}=1) but unavailable: {e}")
         }
         Err(e) => {
-            eprintln!("parity suite for {name} skipped: {e}");
+            let _ = writeln!(std::io::stderr(), "parity suite for {name} skipped: {e}");
             None
         }
     }

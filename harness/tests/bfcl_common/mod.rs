@@ -5,6 +5,10 @@
 
 #![allow(dead_code)] // Each test crate uses a part of these helpers.
 
+// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
+// must be visible in CI logs.
+use std::io::Write as _;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +36,7 @@ pub fn reference(test: &str) -> Option<PathBuf> {
     if std::env::var("SUPO_REQUIRE_BFCL").is_ok_and(|v| v == "1") {
         panic!("{msg}; SUPO_REQUIRE_BFCL=1 forbids skipping");
     }
-    eprintln!("{msg}");
+    let _ = writeln!(std::io::stderr(), "{msg}");
     None
 }
 
