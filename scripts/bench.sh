@@ -9,7 +9,7 @@ tokens=${1:-4096}
 vocab=${2:-32768}
 backend=${3:-cpu}
 cargo build --release -q -p supo-harness
-supo=target/release/supo
+supo="${CARGO_TARGET_DIR:-target}/release/supo"
 rows=()
 for dtype in f32 bf16; do
   rows+=("$($supo bench loss --tokens "$tokens" --vocab "$vocab" --dtype "$dtype" --backend "$backend" 2>/dev/null)")
@@ -25,5 +25,7 @@ rows = [json.loads(l) for l in sys.stdin if l.strip()]
 print("| implementation | dtype | N x V | median s | peak RSS delta MiB |")
 print("|---|---|---|---|---|")
 for r in rows:
-    print(f"| {r[\"backend\"]} | {r[\"dtype\"]} | {r[\"tokens\"]} x {r[\"vocab\"]} | {r[\"median_s\"]:.3f} | {r[\"peak_rss_delta_bytes\"] / 2**20:.1f} |")
+    print("| {} | {} | {} x {} | {:.3f} | {:.1f} |".format(
+        r["backend"], r["dtype"], r["tokens"], r["vocab"], r["median_s"],
+        r["peak_rss_delta_bytes"] / 2**20))
 '
