@@ -68,38 +68,6 @@ fn replay_line(line: usize, text: &str) -> Result<String, CliError> {
 /// Replays the lines on all cores (entries are independent), keeping their order. The first
 /// failing line is the error.
 fn replay_all(lines: &[(usize, &str)]) -> Result<Vec<String>, CliError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(lines.len().max(1));
-    // Small interleaved chunks balance entries of very different sizes.
-    let chunk = lines.len().div_ceil(threads * 8).max(1);
-    let chunks: Vec<&[(usize, &str)]> = lines.chunks(chunk).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    type Slot = std::sync::Mutex<Option<Result<Vec<String>, CliError>>>;
-    let done: Vec<Slot> = chunks.iter().map(|_| Slot::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(part) = chunks.get(i) else {
-                    break;
-                };
-                let r: Result<Vec<String>, CliError> =
-                    part.iter().map(|(n, l)| replay_line(*n, l)).collect();
-                if let Ok(mut slot) = done[i].lock() {
-                    *slot = Some(r);
-                }
-            });
-        }
-    });
-    let mut out = Vec::with_capacity(lines.len());
-    for slot in done {
-        let part = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .ok_or_else(|| CliError::Failure("a replay thread panicked".to_string()))?;
-        out.extend(part?);
-    }
-    Ok(out)
+    use rayon::prelude::*;
+    lines.par_iter().map(|(n, l)| replay_line(*n, l)).collect()
 }
