@@ -35,24 +35,35 @@ fn compare(
     got: &serde_json::Value,
     errors: &mut Vec<String>,
 ) {
+    compare_within(path, want, got, (1e-6, 1e-12), errors)
+}
+
+/// Structural comparison with a `(relative, absolute)` tolerance for numbers.
+fn compare_within(
+    path: &str,
+    want: &serde_json::Value,
+    got: &serde_json::Value,
+    tol: (f64, f64),
+    errors: &mut Vec<String>,
+) {
     use serde_json::Value::*;
     match (want, got) {
         (Array(a), Array(b)) if a.len() == b.len() => {
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                compare(&format!("{path}[{i}]"), x, y, errors);
+                compare_within(&format!("{path}[{i}]"), x, y, tol, errors);
             }
         }
         (Object(a), Object(b)) => {
             for (k, x) in a {
                 match b.get(k) {
-                    Some(y) => compare(&format!("{path}.{k}"), x, y, errors),
+                    Some(y) => compare_within(&format!("{path}.{k}"), x, y, tol, errors),
                     None => errors.push(format!("{path}.{k}: missing")),
                 }
             }
         }
         (Number(a), Number(b)) => {
             let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-            if (a - b).abs() > 1e-6 * a.abs() + 1e-12 {
+            if (a - b).abs() > tol.0 * a.abs() + tol.1 {
                 errors.push(format!("{path}: expected {a}, got {b}"));
             }
         }
@@ -94,6 +105,48 @@ fn golden_pairs_match() {
         checked += 1;
     }
     assert!(checked >= 14, "only {checked} golden pairs found");
+}
+
+/// `--backend` computes the group advantages on a device in f32: the golden pairs still agree
+/// to 1e-5 relative. wgpu runs where an adapter exists (required with `SUPO_REQUIRE_WGPU=1`).
+#[test]
+fn golden_pairs_match_with_device_advantages() {
+    use std::io::Write as _;
+    for backend in ["cpu", "wgpu"] {
+        for id in ["1001", "1005", "1008", "1013"] {
+            let path = data().join(format!("batch-{id}.json"));
+            let out = supo(
+                &[
+                    "loss",
+                    "--input",
+                    path.to_str().unwrap(),
+                    "--backend",
+                    backend,
+                ],
+                None,
+            );
+            let err = String::from_utf8_lossy(&out.stderr);
+            if backend == "wgpu" && !out.status.success() && err.contains("unavailable") {
+                let required = std::env::var("SUPO_REQUIRE_WGPU").is_ok_and(|v| v == "1");
+                assert!(!required, "SUPO_REQUIRE_WGPU=1 but: {err}");
+                let _ = writeln!(std::io::stderr(), "skipped --backend wgpu: {err}");
+                break;
+            }
+            assert!(out.status.success(), "{backend} {id}: {err}");
+            let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let want: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(data().join(format!("expected-{id}.json"))).unwrap(),
+            )
+            .unwrap();
+            let mut errors = Vec::new();
+            compare_within("", &want, &got, (1e-5, 1e-9), &mut errors);
+            assert!(
+                errors.is_empty(),
+                "{backend} {id}: {:?}",
+                &errors[..errors.len().min(5)]
+            );
+        }
+    }
 }
 
 #[test]

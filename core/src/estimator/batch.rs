@@ -175,12 +175,55 @@ impl LogProbBatch {
         config.validate()?;
         self.validate(config.loss.kl_coef != 0.0)?;
         let trajs = &self.trajectories;
-        let masked: Vec<bool> = trajs.iter().map(|t| config.is_masked(t.finish)).collect();
+        let masked = self.masked(config);
         let groups: Vec<&str> = trajs.iter().map(|t| t.group.as_str()).collect();
         let rewards: Vec<f64> = trajs.iter().map(|t| t.reward).collect();
         let seg_counts: Vec<usize> = trajs.iter().map(|t| t.segments.len()).collect();
         let advantages =
             trajectory_advantages(&rewards, &groups, &masked, &seg_counts, &config.advantage)?;
+        self.aggregate(config, advantages, &masked)
+    }
+
+    /// Whether each trajectory is overlong under `config` (its tokens get weight 0).
+    pub fn masked(&self, config: &EstimatorConfig) -> Vec<bool> {
+        self.trajectories
+            .iter()
+            .map(|t| config.is_masked(t.finish))
+            .collect()
+    }
+
+    /// [`LogProbBatch::loss`] with the advantages (one per trajectory) computed elsewhere — by
+    /// a [`Backend`](crate::Backend)'s `group_advantages`, say.
+    pub fn loss_with_advantages(
+        &self,
+        config: &EstimatorConfig,
+        advantages: Vec<f64>,
+    ) -> Result<LogProbLoss> {
+        config.validate()?;
+        self.validate(config.loss.kl_coef != 0.0)?;
+        let trajs = &self.trajectories;
+        ensure!(
+            advantages.len() == trajs.len(),
+            "{} advantages for {} trajectories",
+            advantages.len(),
+            trajs.len()
+        );
+        if let Some(i) = advantages.iter().position(|a| !a.is_finite()) {
+            return Err(Error::NonFinite(alloc::format!(
+                "advantage of trajectory {i}"
+            )));
+        }
+        self.aggregate(config, advantages, &self.masked(config))
+    }
+
+    /// Masks, aggregation weights, per-token terms and their sums, on a validated batch.
+    fn aggregate(
+        &self,
+        config: &EstimatorConfig,
+        advantages: Vec<f64>,
+        masked: &[bool],
+    ) -> Result<LogProbLoss> {
+        let trajs = &self.trajectories;
 
         // Flatten tokens segment after segment.
         let seq_lens: Vec<usize> = trajs
@@ -188,7 +231,7 @@ impl LogProbBatch {
             .flat_map(|t| t.segments.iter().map(|s| s.logp.len()))
             .collect();
         let mut mask = Vec::new();
-        for (t, &m) in trajs.iter().zip(&masked) {
+        for (t, &m) in trajs.iter().zip(masked) {
             for s in &t.segments {
                 mask.extend(s.mask.iter().map(|&x| if m { 0.0 } else { f64::from(x) }));
             }

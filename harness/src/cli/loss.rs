@@ -5,11 +5,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use supo_core::backend::GroupAdvantageConfig;
+use supo_core::estimator::advantage::dense_group_ids;
 use supo_core::estimator::{
     AdvantageConfig, AggMode, EstimatorConfig, KlType, LogProbBatch, LogProbLoss, LossConfig,
 };
+use supo_core::Backend;
 use supo_core::FinishReason;
 
+use super::backend::BackendKind;
 use super::CliError;
 
 /// Arguments of `supo loss`.
@@ -18,6 +22,10 @@ pub struct LossArgs {
     /// The batch (JSON); `-` reads standard input.
     #[arg(long)]
     pub input: PathBuf,
+    /// Compute the group advantages on this backend (in f32) instead of the host's float64
+    /// reference; the surrogate, KL and aggregation stay on the host in f64.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
 }
 
 /// The `config` object of the contract; a missing field takes the paper's default.
@@ -169,7 +177,44 @@ pub fn run(args: &LossArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.input.display())))?
     };
     let (batch, config) = parse_input(&text)?;
-    let out = batch.loss(&config)?;
+    let out = match args.backend {
+        None => batch.loss(&config)?,
+        Some(kind) => {
+            let advantages =
+                crate::with_backend!(kind, |b| device_advantages(&b, &batch, &config))?;
+            batch.loss_with_advantages(&config, advantages)?
+        }
+    };
     println!("{}", render_output(&out));
     Ok(())
+}
+
+/// Eq. 3 on a backend: `group_advantages` over the trajectories' rewards, groups and masks.
+fn device_advantages<B: Backend>(
+    b: &B,
+    batch: &LogProbBatch,
+    config: &EstimatorConfig,
+) -> Result<Vec<f64>, CliError> {
+    let groups: Vec<&str> = batch
+        .trajectories
+        .iter()
+        .map(|t| t.group.as_str())
+        .collect();
+    let rewards: Vec<f32> = batch.trajectories.iter().map(|t| t.reward as f32).collect();
+    let masked: Vec<u32> = batch.masked(config).into_iter().map(u32::from).collect();
+    let settings = GroupAdvantageConfig {
+        norm_by_std: config.advantage.norm_by_std,
+        eps: config.advantage.eps as f32,
+        masked_in_group_stats: config.advantage.masked_in_group_stats,
+    };
+    let advantages = b.group_advantages(
+        &b.upload(&rewards)?,
+        &b.upload(&dense_group_ids(&groups))?,
+        &b.upload(&masked)?,
+        &settings,
+    )?;
+    Ok(b.download(&advantages)?
+        .into_iter()
+        .map(f64::from)
+        .collect())
 }
