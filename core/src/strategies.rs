@@ -1,4 +1,4 @@
-//! Public [`proptest`] strategies (feature `proptest`) that generate *valid* values of the data
+//! Public [`proptest`](mod@proptest) strategies (feature `proptest`) that generate *valid* values of the data
 //! model: segments, trajectories, log-prob batches and configurations, for our own property
 //! suites and for downstream ones.
 //!

@@ -6,6 +6,8 @@
 //! synthesis, agent rollouts over OpenAI-compatible LLM servers, the built-in trainable policy,
 //! SUPO training and BFCL evaluation.
 
+#![warn(missing_docs)]
+
 pub mod bfcl;
 pub mod cli;
 pub mod io;

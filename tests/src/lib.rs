@@ -5,5 +5,7 @@
 //! * `tests/` — property suites of the SUPO math (segment factorisation, advantages, finite
 //!   differences, the context manager) and the golden tests of `supo loss`.
 
+#![warn(missing_docs)]
+
 pub mod parity;
 pub mod rng;
