@@ -153,7 +153,7 @@ pub fn parse_input(text: &str) -> Result<(LogProbBatch, EstimatorConfig), CliErr
 }
 
 /// Renders the contract's output document.
-pub fn render_output(out: &LogProbLoss) -> String {
+pub fn render_output(out: &LogProbLoss) -> Result<String, CliError> {
     serde_json::to_string(&OutputJson {
         advantages: &out.advantages,
         loss: out.loss,
@@ -164,7 +164,7 @@ pub fn render_output(out: &LogProbLoss) -> String {
         approx_kl: out.approx_kl,
         grad_logp: &out.grad_logp,
     })
-    .expect("finite f64 values always serialize")
+    .map_err(|e| CliError::Failure(format!("cannot render the output: {e}")))
 }
 
 /// Runs `supo loss`.
@@ -185,7 +185,7 @@ pub fn run(args: &LossArgs) -> Result<(), CliError> {
             batch.loss_with_advantages(&config, advantages)?
         }
     };
-    println!("{}", render_output(&out));
+    println!("{}", render_output(&out)?);
     Ok(())
 }
 
