@@ -206,3 +206,20 @@ fn empty_batch_has_zero_loss() {
     }
     assert_eq!(v["grad_logp"][0][0][0].as_f64(), Some(0.0));
 }
+
+#[test]
+fn tolerant_of_boolean_masks_and_unknown_config_fields() {
+    let ints = r#"{"config": {"agg": "seq-mean-token-mean"}, "trajectories": [{"group": 1, "reward": 1, "finish": "Answered", "segments": [{"logp": [-1, -2], "old_logp": [-1.1, -2], "mask": [1, 0]}]}, {"group": 1, "reward": 0, "finish": "Answered", "segments": [{"logp": [-1], "old_logp": [-1], "mask": [1]}]}]}"#;
+    let bools = ints
+        .replace(r#""mask": [1, 0]"#, r#""mask": [true, false]"#)
+        .replace(
+            r#""agg": "seq-mean-token-mean""#,
+            r#""agg": "seq-mean-token-mean", "future_knob": 3"#,
+        );
+    let a = supo(&["loss", "--input", "-"], Some(ints));
+    let b = supo(&["loss", "--input", "-"], Some(&bools));
+    assert!(a.status.success() && b.status.success(), "{:?} {:?}", a, b);
+    assert_eq!(a.stdout, b.stdout);
+    assert!(String::from_utf8_lossy(&b.stderr)
+        .contains("ignoring unknown config field \"future_knob\""));
+}

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use supo_core::backend::GroupAdvantageConfig;
 use supo_core::estimator::advantage::dense_group_ids;
 use supo_core::estimator::{
-    AdvantageConfig, AggMode, EstimatorConfig, KlType, LogProbBatch, LogProbLoss, LossConfig,
+    AdvantageConfig, AggMode, EstimatorConfig, KlType, LogProbBatch, LogProbLoss, LogProbSegment,
+    LossConfig,
 };
 use supo_core::Backend;
 use supo_core::FinishReason;
@@ -30,7 +31,6 @@ pub struct LossArgs {
 
 /// The `config` object of the contract; a missing field takes the paper's default.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ConfigJson {
     clip_low: Option<f64>,
     clip_high: Option<f64>,
@@ -44,6 +44,9 @@ struct ConfigJson {
     kl_coef: Option<f64>,
     kl_type: Option<String>,
     norm_length: Option<f64>,
+    /// Fields the contract does not define: ignored, with a warning.
+    #[serde(flatten)]
+    unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Tells a present `null` (`Some(None)`) from a missing field (`None`).
@@ -63,7 +66,43 @@ struct TrajectoryJson {
     group: GroupId,
     reward: f64,
     finish: String,
-    segments: Vec<supo_core::estimator::LogProbSegment>,
+    segments: Vec<SegmentJson>,
+}
+
+/// One segment; `mask` entries may be 0/1 numbers or booleans.
+#[derive(Debug, Deserialize)]
+struct SegmentJson {
+    logp: Vec<f64>,
+    old_logp: Vec<f64>,
+    #[serde(default)]
+    ref_logp: Option<Vec<f64>>,
+    mask: Vec<MaskJson>,
+}
+
+/// A mask entry: `1`, `0`, `1.0`, `true`, … (anything else is rejected by validation).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum MaskJson {
+    Flag(bool),
+    Number(f64),
+}
+
+impl MaskJson {
+    /// 0 or 1, or an out-of-range value validation rejects with the segment's position.
+    fn value(&self) -> u8 {
+        match *self {
+            MaskJson::Flag(b) => u8::from(b),
+            MaskJson::Number(x) => {
+                if x == 0.0 {
+                    0
+                } else if x == 1.0 {
+                    1
+                } else {
+                    u8::MAX
+                }
+            }
+        }
+    }
 }
 
 /// Group ids may be strings or numbers.
@@ -88,6 +127,9 @@ struct OutputJson<'a> {
 
 impl ConfigJson {
     fn into_config(self) -> Result<EstimatorConfig, CliError> {
+        for name in self.unknown.keys() {
+            eprintln!("supo: ignoring unknown config field {name:?}");
+        }
         let d = EstimatorConfig::default();
         let masked_finish = match self.masked_finish {
             Some(names) => names
@@ -145,7 +187,16 @@ pub fn parse_input(text: &str) -> Result<(LogProbBatch, EstimatorConfig), CliErr
                 },
                 reward: t.reward,
                 finish: FinishReason::parse(&t.finish)?,
-                segments: t.segments,
+                segments: t
+                    .segments
+                    .into_iter()
+                    .map(|s| LogProbSegment {
+                        logp: s.logp,
+                        old_logp: s.old_logp,
+                        ref_logp: s.ref_logp,
+                        mask: s.mask.iter().map(MaskJson::value).collect(),
+                    })
+                    .collect(),
             })
         })
         .collect::<Result<Vec<_>, CliError>>()?;
