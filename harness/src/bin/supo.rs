@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc: the BFCL replay and the JSON commands allocate many small objects (about a
+/// third of `supo bfcl replay`'s instructions went to glibc's malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = supo_harness::cli::Cli::parse();
     if let Err(e) = supo_harness::cli::run(cli) {
