@@ -4,8 +4,8 @@ use cudarc::driver::{
     CudaFunction, CudaSlice, CudaView, CudaViewMut, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 use supo_core::backend::{
-    check_logits_shape, check_token_inputs, reduce_rows, GroupAdvantageConfig, LinearLossOutput,
-    RowLoss, TokenInputs, TokenLogProbs,
+    check_linear_shapes, check_logits_shape, check_logprob_inputs, check_token_inputs, reduce_rows,
+    GroupAdvantageConfig, LinearLossOutput, RowLoss, TokenInputs, TokenLogProbs,
 };
 use supo_core::estimator::surrogate::SurrogateParams;
 use supo_core::estimator::{KlType, LossConfig};
@@ -262,17 +262,7 @@ impl Backend for CudaBackend {
         shape: LogitsShape,
         temperature: f32,
     ) -> Result<TokenLogProbs<Self>> {
-        check_logits_shape(logits.len, shape)?;
-        ensure!(
-            targets.len == shape.tokens,
-            "{} targets for {} rows",
-            targets.len,
-            shape.tokens
-        );
-        ensure!(
-            temperature.is_finite() && temperature > 0.0,
-            "temperature must be > 0"
-        );
+        check_logprob_inputs(logits.len, targets.len, shape, temperature)?;
         let element = element_index::<T>()?;
         if let Some(i) = self.first_out_of_range(targets, shape.vocab)? {
             let target = self.fetch_one(targets, i)?;
@@ -365,34 +355,15 @@ impl Backend for CudaBackend {
             vocab: v,
             chunk,
         } = shape;
-        ensure!(chunk > 0, "chunk must be > 0");
-        ensure!(v > 0 && d > 0, "hidden and vocab sizes must be > 0");
-        let hidden_len = n
-            .checked_mul(d)
-            .ok_or_else(|| Error::InvalidInput(format!("shape {shape:?} overflows usize")))?;
-        let weight_len = v
-            .checked_mul(d)
-            .ok_or_else(|| Error::InvalidInput(format!("shape {shape:?} overflows usize")))?;
-        ensure!(
-            hidden.len == hidden_len,
-            "hidden has {} elements, shape needs {}",
-            hidden.len,
-            hidden_len
-        );
-        ensure!(
-            weight.len == weight_len,
-            "weight has {} elements, shape needs {}",
-            weight.len,
-            weight_len
-        );
+        check_linear_shapes(hidden.len, weight.len, shape)?;
         check_token_inputs(self, n, inputs, config)?;
         let element = element_index::<T>()?;
         self.check_tokens(inputs, v)?;
         self.check_finite("weight", weight)?;
         self.check_finite("hidden", hidden)?;
 
-        let mut grad_hidden = self.alloc::<f32>(hidden_len)?;
-        let mut grad_weight = self.alloc::<f32>(weight_len)?;
+        let mut grad_hidden = self.alloc::<f32>(hidden.len)?;
+        let mut grad_weight = self.alloc::<f32>(weight.len)?;
         if n == 0 {
             return Ok(LinearLossOutput {
                 report: reduce_rows([], config)?,

@@ -6,9 +6,9 @@ use std::mem::size_of;
 
 use bytemuck::{Pod, Zeroable};
 use supo_core::backend::{
-    check_logits_shape, check_token_inputs, reduce_rows, Element, GroupAdvantageConfig,
-    LinearLossOutput, LinearShape, LogitsShape, LossReport, RowLoss, Scalar, TokenInputs,
-    TokenLogProbs,
+    check_linear_shapes, check_logits_shape, check_logprob_inputs, check_token_inputs, reduce_rows,
+    Element, GroupAdvantageConfig, LinearLossOutput, LinearShape, LogitsShape, LossReport, RowLoss,
+    Scalar, TokenInputs, TokenLogProbs,
 };
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, Error, Result};
@@ -554,16 +554,7 @@ impl Backend for WgpuBackend {
         temperature: f32,
     ) -> Result<TokenLogProbs<Self>> {
         let _serial = self.gpu.serial();
-        check_logits_shape(logits.len, shape)?;
-        if targets.len != shape.tokens {
-            return Err(Error::InvalidInput(format!(
-                "{} targets for {} rows",
-                targets.len, shape.tokens
-            )));
-        }
-        if !(temperature.is_finite() && temperature > 0.0) {
-            return Err(Error::InvalidInput("temperature must be > 0".into()));
-        }
+        check_logprob_inputs(logits.len, targets.len, shape, temperature)?;
         self.gpu.check()?;
         let n = shape.tokens as u64;
         self.check_binding("targets", n * 4)?;
@@ -702,29 +693,7 @@ impl Backend for WgpuBackend {
             vocab: v,
             chunk,
         } = shape;
-        if chunk == 0 {
-            return Err(Error::InvalidInput("chunk must be > 0".into()));
-        }
-        if v == 0 || d == 0 {
-            return Err(Error::InvalidInput(
-                "hidden and vocab sizes must be > 0".into(),
-            ));
-        }
-        let overflow = || Error::InvalidInput(format!("shape {shape:?} overflows usize"));
-        let nd = n.checked_mul(d).ok_or_else(overflow)?;
-        let vd = v.checked_mul(d).ok_or_else(overflow)?;
-        if hidden.len != nd {
-            return Err(Error::InvalidInput(format!(
-                "hidden has {} elements, shape needs {nd}",
-                hidden.len
-            )));
-        }
-        if weight.len != vd {
-            return Err(Error::InvalidInput(format!(
-                "weight has {} elements, shape needs {vd}",
-                weight.len
-            )));
-        }
+        check_linear_shapes(hidden.len, weight.len, shape)?;
         check_token_inputs(self, n, inputs, config)?;
         self.gpu.check()?;
         let (n, d, v) = (n as u64, d as u64, v as u64);
@@ -845,12 +814,12 @@ impl Backend for WgpuBackend {
             report,
             grad_hidden: WgpuBuffer {
                 buffer: grad_hidden,
-                len: nd,
+                len: hidden.len,
                 _elem: PhantomData,
             },
             grad_weight: WgpuBuffer {
                 buffer: grad_weight,
-                len: vd,
+                len: weight.len,
                 _elem: PhantomData,
             },
         })

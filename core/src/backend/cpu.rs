@@ -10,11 +10,11 @@ use alloc::vec::Vec;
 
 use super::kernel::{Isa, RowStats};
 use super::{
-    check_logits_shape, check_token_inputs, reduce_rows, Backend, Element, GroupAdvantageConfig,
-    LinearLossOutput, LinearShape, LogitsShape, LossReport, RowLoss, Scalar, TokenInputs,
-    TokenLogProbs,
+    check_linear_shapes, check_logits_shape, check_logprob_inputs, check_token_inputs, reduce_rows,
+    Backend, Element, GroupAdvantageConfig, LinearLossOutput, LinearShape, LogitsShape, LossReport,
+    RowLoss, Scalar, TokenInputs, TokenLogProbs,
 };
-use crate::error::{ensure, Error, Result};
+use crate::error::{Error, Result};
 use crate::estimator::advantage::group_advantages;
 use crate::estimator::surrogate::{token_terms, SurrogateParams};
 use crate::estimator::{AdvantageConfig, LossConfig};
@@ -215,17 +215,7 @@ impl Backend for CpuBackend {
         shape: LogitsShape,
         temperature: f32,
     ) -> Result<TokenLogProbs<Self>> {
-        check_logits_shape(logits.len(), shape)?;
-        ensure!(
-            targets.len() == shape.tokens,
-            "{} targets for {} rows",
-            targets.len(),
-            shape.tokens
-        );
-        ensure!(
-            temperature.is_finite() && temperature > 0.0,
-            "temperature must be > 0"
-        );
+        check_logprob_inputs(logits.len(), targets.len(), shape, temperature)?;
         check_targets(targets, shape.vocab)?;
         let inv_temp = 1.0 / temperature;
         // Read-only rows: map over a shared slice (same order serially and in parallel).
@@ -289,20 +279,7 @@ impl Backend for CpuBackend {
             vocab: v,
             chunk,
         } = shape;
-        ensure!(chunk > 0, "chunk must be > 0");
-        ensure!(v > 0 && d > 0, "hidden and vocab sizes must be > 0");
-        ensure!(
-            hidden.len() == n * d,
-            "hidden has {} elements, shape needs {}",
-            hidden.len(),
-            n * d
-        );
-        ensure!(
-            weight.len() == v * d,
-            "weight has {} elements, shape needs {}",
-            weight.len(),
-            v * d
-        );
+        check_linear_shapes(hidden.len(), weight.len(), shape)?;
         check_token_inputs(self, n, inputs, config)?;
         let host = HostTokens::new(inputs, v)?;
         let params = SurrogateParams::<f32>::new(config);

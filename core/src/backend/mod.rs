@@ -283,6 +283,51 @@ pub fn check_token_inputs<B: Backend + ?Sized>(
     Ok(())
 }
 
+/// Checks a [`Backend::token_logprobs`] call: the logits against their shape, one target per
+/// row, a positive finite temperature.
+pub fn check_logprob_inputs(
+    logits_len: usize,
+    targets_len: usize,
+    shape: LogitsShape,
+    temperature: f32,
+) -> Result<()> {
+    check_logits_shape(logits_len, shape)?;
+    crate::error::ensure!(
+        targets_len == shape.tokens,
+        "{targets_len} targets for {} rows",
+        shape.tokens
+    );
+    crate::error::ensure!(
+        temperature.is_finite() && temperature > 0.0,
+        "temperature must be > 0"
+    );
+    Ok(())
+}
+
+/// Checks the operands of a [`Backend::linear_policy_loss`] call against their shapes.
+pub fn check_linear_shapes(hidden_len: usize, weight_len: usize, shape: LinearShape) -> Result<()> {
+    let LinearShape {
+        tokens: n,
+        hidden: d,
+        vocab: v,
+        chunk,
+    } = shape;
+    crate::error::ensure!(chunk > 0, "chunk must be > 0");
+    crate::error::ensure!(v > 0 && d > 0, "hidden and vocab sizes must be > 0");
+    let overflow = || Error::InvalidInput(alloc::format!("shape {shape:?} overflows usize"));
+    let nd = n.checked_mul(d).ok_or_else(overflow)?;
+    let vd = v.checked_mul(d).ok_or_else(overflow)?;
+    crate::error::ensure!(
+        hidden_len == nd,
+        "hidden has {hidden_len} elements, shape needs {nd}"
+    );
+    crate::error::ensure!(
+        weight_len == vd,
+        "weight has {weight_len} elements, shape needs {vd}"
+    );
+    Ok(())
+}
+
 /// Checks a logits buffer against its shape.
 pub fn check_logits_shape(len: usize, shape: LogitsShape) -> Result<()> {
     let want = shape
