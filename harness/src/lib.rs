@@ -11,3 +11,4 @@
 pub mod bfcl;
 pub mod cli;
 pub mod io;
+pub mod policy;
