@@ -11,4 +11,5 @@
 pub mod bfcl;
 pub mod cli;
 pub mod io;
+pub mod ledger;
 pub mod policy;
