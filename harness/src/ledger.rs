@@ -1,15 +1,15 @@
 //! The ledger: a long-horizon tool task whose facts do not fit in the working context.
 //!
-//! A ledger has `N` pages of `F` facts each; a fact is one token `k⟨i⟩=v⟨j⟩` (key `i` has value
-//! `j`), and every key appears at most once. The task asks for the values of `M` keys
+//! A ledger has `N` pages of `F` facts each; a fact is two tokens `k⟨i⟩ v⟨j⟩` (key `i` has
+//! value `j`), and every key appears at most once. The task asks for the values of `M` keys
 //! (`find k3 k17 p6 <eom>`: two keys, six pages). The agent reads pages with the tool call
 //! `read p⟨n⟩ <eom>` — the observation is the page's facts and `<eom>` — and ends with
-//! `answer k3=v5 k17=v0 <eom>`. The reward is the share of queried facts answered right, in
+//! `answer k3 v5 k17 v0 <eom>`. The reward is the share of queried facts answered right, in
 //! order, so it is verifiable; an episode succeeds when all are right.
 //!
 //! The queried keys sit on random pages, so the agent must read every page; with `N` large
 //! the whole ledger cannot fit in a working context `W`, and an agent that summarizes must
-//! learn *which* facts to carry in its summaries (`p4 k3=v5 k9=v1 k17=v0 <eom>`: where it is,
+//! learn *which* facts to carry in its summaries (`p4 k3 v5 k9 v1 k17 v0 <eom>`: where it is,
 //! and the facts it keeps). Difficulty is the page count.
 //!
 //! Tokens are words; [`LedgerVocab`] lists them. Everything here is deterministic given a seed.
@@ -37,7 +37,7 @@ pub struct LedgerConfig {
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
-            keys: 40,
+            keys: 64,
             values: 8,
             facts_per_page: 3,
             queried: 2,
@@ -123,14 +123,12 @@ const FIXED_WORDS: [&str; token::FIXED as usize] = [
 ];
 
 impl LedgerVocab {
-    /// The vocabulary of `config`: fixed words, pages, keys, then facts.
+    /// The vocabulary of `config`: fixed words, pages, keys, then values.
     pub fn new(config: LedgerConfig) -> LedgerVocab {
         let mut words: Vec<String> = FIXED_WORDS.iter().map(|w| w.to_string()).collect();
         words.extend((1..=config.max_pages).map(|p| format!("p{p}")));
         words.extend((0..config.keys).map(|k| format!("k{k}")));
-        for k in 0..config.keys {
-            words.extend((0..config.values).map(|v| format!("k{k}=v{v}")));
-        }
+        words.extend((0..config.values).map(|v| format!("v{v}")));
         LedgerVocab { config, words }
     }
 
@@ -163,20 +161,30 @@ impl LedgerVocab {
         token::FIXED + (self.config.max_pages + k) as u32
     }
 
-    /// The token of fact "key `k` has value `v`".
-    pub fn fact(&self, k: usize, v: usize) -> u32 {
-        token::FIXED
-            + (self.config.max_pages + self.config.keys + k * self.config.values + v) as u32
+    /// The token of value `v`.
+    pub fn value(&self, v: usize) -> u32 {
+        token::FIXED + (self.config.max_pages + self.config.keys + v) as u32
     }
 
-    /// The `(key, value)` of a fact token.
-    pub fn fact_of(&self, t: u32) -> Option<(usize, usize)> {
-        let first = self.fact(0, 0);
-        let n = (self.config.keys * self.config.values) as u32;
-        (first..first + n).contains(&t).then(|| {
-            let i = (t - first) as usize;
-            (i / self.config.values, i % self.config.values)
-        })
+    /// The value of a value token.
+    pub fn value_of(&self, t: u32) -> Option<usize> {
+        let first = self.value(0);
+        (first..first + self.config.values as u32)
+            .contains(&t)
+            .then(|| (t - first) as usize)
+    }
+
+    /// The tokens of fact "key `k` has value `v`".
+    pub fn fact(&self, k: usize, v: usize) -> [u32; 2] {
+        [self.key(k), self.value(v)]
+    }
+
+    /// The facts stated in `tokens`: each key token followed by a value token.
+    pub fn facts_in(&self, tokens: &[u32]) -> Vec<(usize, usize)> {
+        tokens
+            .windows(2)
+            .filter_map(|w| Some((self.key_of(w[0])?, self.value_of(w[1])?)))
+            .collect()
     }
 
     /// The key of a key token.
@@ -248,17 +256,17 @@ impl LedgerTask {
     pub fn answer(&self, vocab: &LedgerVocab) -> Vec<u32> {
         let mut a = vec![token::ANSWER];
         for &k in &self.query {
-            a.push(vocab.fact(k, self.value_of(k).unwrap_or(0)));
+            a.extend(vocab.fact(k, self.value_of(k).unwrap_or(0)));
         }
         a.push(token::EOM);
         a
     }
 
-    /// The queried facts as tokens.
-    pub fn queried_facts(&self, vocab: &LedgerVocab) -> Vec<u32> {
+    /// The queried facts `(key, value)`.
+    pub fn queried_facts(&self) -> Vec<(usize, usize)> {
         self.query
             .iter()
-            .filter_map(|&k| self.value_of(k).map(|v| vocab.fact(k, v)))
+            .filter_map(|&k| self.value_of(k).map(|v| (k, v)))
             .collect()
     }
 
@@ -270,7 +278,7 @@ impl LedgerTask {
                 Some(p) if p <= self.pages.len() => {
                     let mut obs: Vec<u32> = self.pages[p - 1]
                         .iter()
-                        .map(|&(k, v)| vocab.fact(k, v))
+                        .flat_map(|&(k, v)| vocab.fact(k, v))
                         .collect();
                     obs.push(token::EOM);
                     Step::Observation(obs)
@@ -281,7 +289,8 @@ impl LedgerTask {
         }
     }
 
-    /// The reward of answer `facts`: the share of queried keys answered right, in order.
+    /// The reward of answer `facts` (`k v k v …`): the share of queried keys answered right,
+    /// in order.
     pub fn reward(&self, vocab: &LedgerVocab, facts: &[u32]) -> f64 {
         let right = self
             .query
@@ -289,7 +298,7 @@ impl LedgerTask {
             .enumerate()
             .filter(|&(i, &k)| {
                 let want = self.value_of(k).map(|v| vocab.fact(k, v));
-                want.is_some() && facts.get(i).copied() == want
+                want.is_some() && facts.get(2 * i..2 * i + 2) == want.as_ref().map(|w| &w[..])
             })
             .count();
         right as f64 / self.query.len() as f64
@@ -333,12 +342,16 @@ mod tests {
         let v = LedgerVocab::new(LedgerConfig::default());
         assert_eq!(v.words()[v.page(3) as usize], "p3");
         assert_eq!(v.words()[v.key(17) as usize], "k17");
-        assert_eq!(v.words()[v.fact(17, 5) as usize], "k17=v5");
-        assert_eq!(v.fact_of(v.fact(39, 7)), Some((39, 7)));
+        assert_eq!(v.words()[v.value(5) as usize], "v5");
+        assert_eq!(
+            v.facts_in(&[v.key(3), v.value(1), v.value(2), v.key(4)]),
+            [(3, 1)]
+        );
         assert_eq!(v.key_of(v.key(0)), Some(0));
+        assert_eq!(v.value_of(v.value(7)), Some(7));
         assert_eq!(v.page_of(v.page(24)), Some(24));
         assert_eq!(v.page_of(v.key(0)), None);
-        assert_eq!(v.words().len(), v.fact(39, 7) as usize + 1);
+        assert_eq!(v.words().len(), v.value(7) as usize + 1);
     }
 
     #[test]
@@ -354,19 +367,19 @@ mod tests {
         assert_eq!(distinct.len(), 18, "keys are distinct");
         let ans = t.answer(&v);
         assert_eq!(t.step(&v, &ans[..ans.len() - 1]), Step::Answer(1.0));
-        let mut wrong = ans[1..ans.len() - 1].to_vec();
-        wrong.reverse();
-        assert_eq!(t.reward(&v, &wrong), 0.0);
-        assert_eq!(t.reward(&v, &ans[1..2]), 0.5);
+        let mut swapped = ans[1..ans.len() - 1].to_vec();
+        swapped.rotate_left(2);
+        assert_eq!(t.reward(&v, &swapped), 0.0);
+        assert_eq!(t.reward(&v, &ans[1..3]), 0.5);
         match t.step(&v, &[token::READ, v.page(2)]) {
-            Step::Observation(o) => assert_eq!(o.len(), 4),
+            Step::Observation(o) => assert_eq!(o.len(), 7),
             s => panic!("{s:?}"),
         }
         assert_eq!(
             t.step(&v, &[token::READ, v.page(7)]),
             Step::Observation(vec![token::ERROR, token::EOM])
         );
-        assert!(split(&c, "x", 2..=30, 3, 0).is_err());
+        assert!(split(&c, "x", 2..=25, 3, 0).is_err());
         assert_eq!(split(&c, "x", 2..=5, 3, 9), split(&c, "x", 2..=5, 3, 9));
     }
 }

@@ -13,3 +13,4 @@ pub mod cli;
 pub mod io;
 pub mod ledger;
 pub mod policy;
+pub mod train;

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bench;
 pub mod bfcl;
 pub mod loss;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,9 @@ pub enum Command {
     /// BFCL multi-turn tools (`supo bfcl replay`).
     #[command(subcommand)]
     Bfcl(bfcl::BfclCommand),
+    /// SUPO and the GRPO baselines on the built-in model and the ledger task: report, learning
+    /// curves and checkpoints.
+    Train(train::TrainArgs),
 }
 
 /// A failure of a subcommand, with the exit code it maps to.
@@ -77,5 +81,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Loss(args) => loss::run(&args),
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Bfcl(cmd) => bfcl::run(&cmd),
+        Command::Train(args) => train::run(&args),
     }
 }

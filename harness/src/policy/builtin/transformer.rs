@@ -1,7 +1,8 @@
 //! A small decoder-only transformer on the CPU, forward and backward written out by hand.
 //!
-//! Pre-norm blocks (RMSNorm → causal multi-head attention → residual, RMSNorm → GELU MLP →
-//! residual), learned token and position embeddings, a final RMSNorm. The output head
+//! Pre-norm blocks (RMSNorm → causal multi-head attention with rotary position embeddings →
+//! residual, RMSNorm → GELU MLP → residual), learned token and position embeddings, a final
+//! RMSNorm. The output head
 //! (`[vocab, d_model]`) is applied by the caller — for RL through `supo-core`'s fused linear
 //! policy loss — so [`Transformer::forward`] stops at the final hidden states and
 //! [`Transformer::backward`] starts from their gradient.
@@ -21,6 +22,9 @@ use crate::policy::ModelError;
 
 /// RMSNorm's epsilon.
 const NORM_EPS: f32 = 1e-5;
+
+/// The base of the rotary embedding's frequencies.
+const ROPE_BASE: f32 = 10_000.0;
 
 /// The shape of a [`Transformer`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,9 +52,9 @@ impl TransformerConfig {
                 "transformer sizes must be positive: {c:?}"
             )));
         }
-        if !c.d_model.is_multiple_of(c.heads) {
+        if !c.d_model.is_multiple_of(c.heads) || !(c.d_model / c.heads).is_multiple_of(2) {
             return Err(ModelError(format!(
-                "d_model {} is not a multiple of heads {}",
+                "d_model {} is not an even multiple of heads {}",
                 c.d_model, c.heads
             )));
         }
@@ -128,6 +132,7 @@ impl Layout {
 pub struct Transformer {
     config: TransformerConfig,
     layout: Layout,
+    rope: Rope,
     /// All parameters, in [`Layout`] order.
     pub params: Vec<f32>,
 }
@@ -212,9 +217,9 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Forgets every token.
-    pub fn clear(&mut self) {
-        self.len = 0;
+    /// Forgets every token after the first `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
 }
 
@@ -247,6 +252,7 @@ impl Transformer {
         }
         params[layout.norm_f.clone()].fill(1.0);
         Ok(Transformer {
+            rope: Rope::new(&config),
             config,
             layout,
             params,
@@ -268,6 +274,7 @@ impl Transformer {
             return Err(ModelError(format!("parameter {i} is not finite")));
         }
         Ok(Transformer {
+            rope: Rope::new(&config),
             config,
             layout,
             params,
@@ -349,6 +356,11 @@ impl Transformer {
                 &mut qkv,
                 false,
             );
+            for r in 0..packed.rows() {
+                let rows = packed.row(r);
+                self.rope
+                    .rotate(&mut qkv[rows.start * 3 * d..rows.end * 3 * d], 0, false);
+            }
             let mut probs = vec![0.0; *prob_offsets.last().unwrap_or(&0)];
             let mut ctx = vec![0.0; n * d];
             {
@@ -543,6 +555,7 @@ impl Transformer {
                         &d_ctx[range.start * d..range.end * d],
                         d_qkv_r,
                     );
+                    self.rope.rotate(d_qkv_r, 0, true);
                 });
             }
             gemm(
@@ -656,6 +669,7 @@ impl Transformer {
                 &mut qkv,
                 false,
             );
+            self.rope.rotate(&mut qkv, start, false);
             for i in 0..n {
                 let row = &qkv[i * 3 * d..][..3 * d];
                 cache.keys[l][(start + i) * d..][..d].copy_from_slice(&row[d..2 * d]);
@@ -710,6 +724,56 @@ impl Transformer {
         }
         gemm(1, d, c.vocab, &h, false, self.head(), true, logits, false);
         Ok(())
+    }
+}
+
+/// Rotary position embeddings: the query and key of each head are rotated, pair of
+/// dimensions `(2j, 2j+1)` by `position · base^(−2j/head_dim)`.
+#[derive(Clone, Debug)]
+struct Rope {
+    d_model: usize,
+    head_dim: usize,
+    /// `[max_positions, head_dim / 2]` cosines and sines.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rope {
+    fn new(c: &TransformerConfig) -> Rope {
+        let half = c.head_dim() / 2;
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for pos in 0..c.max_positions {
+            for j in 0..half {
+                let freq = ROPE_BASE.powf(-2.0 * j as f32 / c.head_dim() as f32);
+                let (s, co) = (pos as f32 * freq).sin_cos();
+                cos.push(co);
+                sin.push(s);
+            }
+        }
+        Rope {
+            d_model: c.d_model,
+            head_dim: c.head_dim(),
+            cos,
+            sin,
+        }
+    }
+
+    /// Rotates the query and key parts of packed `[q|k|v]` rows (the first at position
+    /// `first`); `inverse` applies the transpose (for gradients).
+    fn rotate(&self, qkv: &mut [f32], first: usize, inverse: bool) {
+        let (d, half) = (self.d_model, self.head_dim / 2);
+        for (i, row) in qkv.chunks_exact_mut(3 * d).enumerate() {
+            let cos = &self.cos[(first + i) * half..][..half];
+            let sin = &self.sin[(first + i) * half..][..half];
+            for head in row[..2 * d].chunks_exact_mut(self.head_dim) {
+                for j in 0..half {
+                    let (a, b) = (head[2 * j], head[2 * j + 1]);
+                    let s = if inverse { -sin[j] } else { sin[j] };
+                    head[2 * j] = a * cos[j] - b * s;
+                    head[2 * j + 1] = a * s + b * cos[j];
+                }
+            }
+        }
     }
 }
 
