@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bench;
 pub mod bfcl;
 pub mod loss;
+pub mod rollout;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,9 @@ pub enum Command {
     /// BFCL multi-turn tools (`supo bfcl replay`).
     #[command(subcommand)]
     Bfcl(bfcl::BfclCommand),
+    /// Agent rollouts on BFCL entries against an OpenAI-compatible server, exported as
+    /// training rows (one per summary segment).
+    Rollout(Box<rollout::RolloutArgs>),
 }
 
 /// A failure of a subcommand, with the exit code it maps to.
@@ -77,5 +81,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Loss(args) => loss::run(&args),
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Bfcl(cmd) => bfcl::run(&cmd),
+        Command::Rollout(args) => rollout::run_rollout(&args),
     }
 }
