@@ -12,4 +12,5 @@ pub mod agent;
 pub mod bfcl;
 pub mod cli;
 pub mod io;
+pub mod ledger;
 pub mod policy;

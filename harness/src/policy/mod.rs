@@ -5,6 +5,8 @@
 //! `supo serve` serves. What they share is the token-level interface below: a [`Tokenizer`]
 //! between text and token ids, and a [`TokenModel`] that samples tokens with their log-probs.
 
+pub mod builtin;
+
 use std::fmt;
 
 /// Text ⇄ token ids.
