@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bfcl;
 pub mod loss;
 pub mod rollout;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,9 @@ pub enum Command {
     /// Agent rollouts on BFCL entries against an OpenAI-compatible server, exported as
     /// training rows (one per summary segment).
     Rollout(Box<rollout::RolloutArgs>),
+    /// Serves the built-in policy on the OpenAI-compatible chat-completions API, with
+    /// log-probs and token ids.
+    Serve(serve::ServeArgs),
 }
 
 /// A failure of a subcommand, with the exit code it maps to.
@@ -82,5 +86,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Bfcl(cmd) => bfcl::run(&cmd),
         Command::Rollout(args) => rollout::run_rollout(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

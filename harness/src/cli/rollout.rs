@@ -33,7 +33,10 @@ pub struct RunArgs {
     /// The BFCL multi-turn category.
     #[arg(long, default_value = "multi_turn_base")]
     pub category: String,
-    /// Only the first K entries of the category.
+    /// Only these entries (comma-separated ids), in the category's order.
+    #[arg(long, value_delimiter = ',')]
+    pub ids: Vec<String>,
+    /// Only the first K entries (after `--ids`).
     #[arg(long)]
     pub limit: Option<usize>,
     /// `W`: the working context in tokens; without it there is no context management (no
@@ -223,6 +226,19 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>) -> Result<(), CliErro
     }
     let policy = HttpPolicy::new(http).map_err(|e| CliError::Failure(e.to_string()))?;
     let mut entries = load_category(&a.category).map_err(CliError::Input)?;
+    if !a.ids.is_empty() {
+        if let Some(missing) = a
+            .ids
+            .iter()
+            .find(|id| !entries.iter().any(|e| &e.id == *id))
+        {
+            return Err(CliError::Input(format!(
+                "no entry {missing:?} in {}",
+                a.category
+            )));
+        }
+        entries.retain(|e| a.ids.contains(&e.id));
+    }
     if let Some(k) = a.limit {
         entries.truncate(k);
     }

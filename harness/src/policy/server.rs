@@ -9,8 +9,8 @@
 //! tool parser: calls come back as text (see [`crate::policy::toolcall`]).
 //!
 //! The chat template ([`render_chat`]) is text with role markers, tokenized by the model's
-//! tokenizer: each message is `<|role|>` followed by its content, tool docs (`tools`) come first
-//! as `<|tools|>` and their JSON, the generation prompt is `<|assistant|>`; everything is joined
+//! tokenizer: each message is `<role>` (`<system>`, `<user>`, `<assistant>`, `<tool>`: the built-in model's role words) followed by its content, tool docs (`tools`) come first
+//! as `<tools>` and their JSON, the generation prompt is `<assistant>`; everything is joined
 //! by newlines. An assistant message's calls are written as Hermes `<tool_call>` blocks. With
 //! `continue_final_message` the last (assistant) message is left open and no generation prompt
 //! is added.
@@ -41,13 +41,13 @@ pub fn render_chat(
 ) -> Result<String, String> {
     let mut parts: Vec<String> = Vec::with_capacity(messages.len() + 2);
     if !tools.is_empty() {
-        parts.push(format!("<|tools|> {}", Value::from(tools.to_vec())));
+        parts.push(format!("<tools> {}", Value::from(tools.to_vec())));
     }
     for (i, m) in messages.iter().enumerate() {
         if !ROLES.contains(&m.role.as_str()) {
             return Err(format!("message {i} has unknown role {:?}", m.role));
         }
-        let mut text = format!("<|{}|> {}", m.role, m.content);
+        let mut text = format!("<{}> {}", m.role, m.content);
         for c in &m.tool_calls {
             let call = json!({"name": c.function.name, "arguments": c.function.arguments});
             text.push_str(&format!(" <tool_call> {call} </tool_call>"));
@@ -59,21 +59,33 @@ pub fn render_chat(
             return Err("continue_final_message needs a final assistant message".into());
         }
     } else if add_generation_prompt {
-        parts.push("<|assistant|>".into());
+        parts.push("<assistant>".into());
     }
     Ok(parts.join("\n"))
 }
 
-/// The server's state: the model and a request counter.
+/// How the server treats prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServeOptions {
+    /// Feed the model only the end of a prompt longer than its context (its last
+    /// `max_context − max_new` tokens, with `max_new` at most half the context), as a
+    /// sliding-window model would see it; `usage` still counts the whole prompt. Off: such a
+    /// prompt is a 400 error, as vLLM answers it.
+    pub truncate_prompt: bool,
+}
+
+/// The server's state: the model, its options and a request counter.
 struct ServerState {
     model: Arc<dyn TokenModel>,
+    options: ServeOptions,
     requests: AtomicU64,
 }
 
 /// The HTTP application serving `model`.
-pub fn router(model: Arc<dyn TokenModel>) -> Router {
+pub fn router(model: Arc<dyn TokenModel>, options: ServeOptions) -> Router {
     let state = Arc::new(ServerState {
         model,
+        options,
         requests: AtomicU64::new(0),
     });
     Router::new()
@@ -168,29 +180,38 @@ async fn chat(State(s): State<Arc<ServerState>>, body: axum::body::Bytes) -> Res
     let model = s.model.clone();
     let prompt = model.tokenizer().encode(&text);
     let limit = model.max_context();
-    if prompt.len() >= limit {
+    let requested = req
+        .max_completion_tokens
+        .or(req.max_tokens)
+        .unwrap_or(256)
+        .max(1);
+    let prompt_len = prompt.len();
+    let (window, max_new_tokens) = if s.options.truncate_prompt {
+        let max_new = requested.min(limit / 2).max(1);
+        let keep = limit.saturating_sub(max_new).max(1);
+        (prompt[prompt_len.saturating_sub(keep)..].to_vec(), max_new)
+    } else if prompt_len >= limit {
         return error(
             StatusCode::BAD_REQUEST,
             format!(
                 "This model's maximum context length is {limit} tokens. However, you requested \
-                 {} tokens in the messages.",
-                prompt.len()
+                 {prompt_len} tokens in the messages."
             ),
         );
+    } else {
+        (prompt, requested.min(limit - prompt_len))
+    };
+    if window.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "the prompt is empty");
     }
     let n = s.requests.fetch_add(1, Ordering::Relaxed);
     let params = SamplingParams {
-        max_new_tokens: req
-            .max_completion_tokens
-            .or(req.max_tokens)
-            .unwrap_or(256)
-            .min(limit - prompt.len()),
+        max_new_tokens,
         temperature,
         seed: req.seed.unwrap_or(n),
     };
     let gen_model = model.clone();
-    let prompt_len = prompt.len();
-    let generated = tokio::task::spawn_blocking(move || gen_model.generate(&prompt, &params)).await;
+    let generated = tokio::task::spawn_blocking(move || gen_model.generate(&window, &params)).await;
     let g = match generated {
         Ok(Ok(g)) => g,
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -298,13 +319,13 @@ mod tests {
         ];
         assert_eq!(
             render_chat(&m, &[], true, false).unwrap(),
-            "<|system|> be brief\n<|user|> hi\n<|assistant|>"
+            "<system> be brief\n<user> hi\n<assistant>"
         );
         let mut open = m.clone();
         open.push(ChatMessage::new("assistant", "so far"));
         assert_eq!(
             render_chat(&open, &[], true, true).unwrap(),
-            "<|system|> be brief\n<|user|> hi\n<|assistant|> so far"
+            "<system> be brief\n<user> hi\n<assistant> so far"
         );
         assert!(render_chat(&m, &[], true, true).is_err());
         assert!(render_chat(&[ChatMessage::new("robot", "x")], &[], true, false).is_err());
