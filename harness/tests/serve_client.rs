@@ -56,6 +56,24 @@ async fn completions_carry_token_ids_and_logprobs_consistent_with_tokenize() {
 }
 
 #[tokio::test]
+async fn tools_are_part_of_the_prompt_the_server_counts() {
+    let server = Server::start(&[]);
+    let p = client(&server);
+    let tools = vec![
+        serde_json::json!({"type": "function", "function": {"name": "ls",
+        "description": "list files", "parameters": {"type": "object", "properties": {}}}}),
+    ];
+    let messages = vec![ChatMessage::new("user", "find k2")];
+    let mut req = request(messages.clone(), 3);
+    req.tools = tools.clone();
+    let c = p.complete(&req).await.unwrap();
+    let with = p.tokenize_chat(&messages, &tools, true).await.unwrap();
+    let without = p.tokenize_chat(&messages, &[], true).await.unwrap();
+    assert_eq!(c.usage.unwrap().prompt_tokens, with.len());
+    assert!(with.len() > without.len() && with.ends_with(&without));
+}
+
+#[tokio::test]
 async fn server_errors_are_client_errors() {
     let server = Server::start(&[]);
     let p = client(&server);

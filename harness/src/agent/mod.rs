@@ -516,10 +516,8 @@ pub async fn rollout<P: Policy, E: Environment>(
                         Some(turn) => {
                             let mut text = turn.message;
                             if !turn.new_tools.is_empty() {
-                                ep.tools_param.extend(match config.tool_format {
-                                    ToolFormat::Openai => openai_tools(&turn.new_tools),
-                                    _ => Vec::new(),
-                                });
+                                // The docs go into the user message in every format: the task
+                                // prompt (system message, `tools`) stays what was tokenized.
                                 let docs: Vec<String> =
                                     turn.new_tools.iter().map(|d| d.to_string()).collect();
                                 text.push_str(&format!("\nNew functions:\n{}", docs.join("\n")));

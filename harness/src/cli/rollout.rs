@@ -274,6 +274,14 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>) -> Result<(), CliErro
     })
     .map_err(|e| CliError::Failure(e.to_string()))?;
     bar.finish_and_clear();
+    if let Some(Err(e)) = results
+        .first()
+        .filter(|_| results.iter().all(|r| r.is_err()))
+    {
+        return Err(CliError::Failure(format!(
+            "every rollout failed; the first: {e}"
+        )));
+    }
     let elapsed = start.elapsed().as_secs_f64();
     let lines: Vec<serde_json::Value> = ids
         .iter()

@@ -309,14 +309,25 @@ impl HttpPolicy {
         self.tokenize(&body).await
     }
 
+    /// vLLM's `/tokenize` at the server root, else `/tokenize` under the API root (SGLang's
+    /// `/v1/tokenize`).
     async fn tokenize(&self, body: &serde_json::Value) -> Result<Vec<u32>, PolicyError> {
-        let url = format!("{}/tokenize", self.root_url());
-        let v = self.post_json(&url, body).await.map_err(|e| match e {
+        let root = format!("{}/tokenize", self.root_url());
+        let v = match self.post_json(&root, body).await {
+            Err(PolicyError::Status { status: 404, .. })
+                if self.root_url() != self.config.base_url =>
+            {
+                let api = format!("{}/tokenize", self.config.base_url);
+                self.post_json(&api, body).await
+            }
+            other => other,
+        }
+        .map_err(|e| match e {
             PolicyError::Status { status: 404, .. } => PolicyError::Status {
                 status: 404,
                 message: format!(
-                    "{url} does not exist: token ids need a server with vLLM's /tokenize \
-                     endpoint (vLLM, SGLang, supo serve)"
+                    "{root} does not exist: token ids need a server with vLLM's /tokenize \
+                     endpoint (vLLM, supo serve)"
                 ),
             },
             e => e,
