@@ -90,53 +90,50 @@ fn bfcl_eval_against_supo_serve_with_summaries() {
     std::fs::create_dir_all(&dir).unwrap();
     let (verdicts, rows) = (dir.join("verdicts.jsonl"), dir.join("batch.jsonl"));
     let id_list: Vec<&str> = chosen.iter().map(|e| e.id.as_str()).collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_supo"))
-        .args([
-            "bfcl",
-            "eval",
-            "--base-url",
-            &server.base_url,
-            "--model",
-            "supo-builtin",
-        ])
-        .args(["--category", "multi_turn_base", "--ids", &id_list.join(",")])
-        .args([
-            "--working-context",
-            &w.to_string(),
-            "--threshold",
-            &l.to_string(),
-        ])
-        .args([
-            "--max-summaries",
-            "2",
-            "--max-tokens",
-            &max_tokens.to_string(),
-        ])
-        .args([
-            "--tool-format",
-            "python",
-            "--temperature",
-            "1.0",
-            "--concurrency",
-            "3",
-        ])
-        .arg("--output")
-        .arg(&verdicts)
-        .arg("--export")
-        .arg(&rows)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("accuracy") && stdout.contains("rollouts/s"),
-        "{stdout}"
-    );
-    eprintln!("{stdout}");
+    let eval = |concurrency: &str, verdicts: &std::path::Path, rows: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_supo"))
+            .args(["bfcl", "eval", "--base-url", &server.base_url])
+            .args(["--model", "supo-builtin", "--category", "multi_turn_base"])
+            .args(["--ids", &id_list.join(",")])
+            .args([
+                "--working-context",
+                &w.to_string(),
+                "--threshold",
+                &l.to_string(),
+            ])
+            .args([
+                "--max-summaries",
+                "2",
+                "--max-tokens",
+                &max_tokens.to_string(),
+            ])
+            .args(["--tool-format", "python", "--temperature", "1.0"])
+            .args(["--concurrency", concurrency])
+            .arg("--output")
+            .arg(verdicts)
+            .arg("--export")
+            .arg(rows)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("accuracy") && stdout.contains("rollouts/s"),
+            "{stdout}"
+        );
+        eprintln!("{stdout}");
+    };
+    eval("3", &verdicts, &rows);
+    // Each rollout has its own seeds: one at a time gives the same files.
+    let (verdicts_1, rows_1) = (dir.join("verdicts-1.jsonl"), dir.join("batch-1.jsonl"));
+    eval("1", &verdicts_1, &rows_1);
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    assert_eq!(read(&verdicts), read(&verdicts_1));
+    assert_eq!(read(&rows), read(&rows_1));
 
     let verdicts = read_jsonl(&verdicts);
     let rows = read_jsonl(&rows);
