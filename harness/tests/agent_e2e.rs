@@ -256,3 +256,106 @@ fn bfcl_eval_against_supo_serve_with_summaries() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn rollout_exports_groups_and_failures_are_clear() {
+    if !bfcl_available("rollout_exports_groups_and_failures_are_clear") {
+        return;
+    }
+    let server = Server::start(&["--truncate-prompt"]);
+    let dir = std::env::temp_dir().join(format!("supo-agent-rollout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (out_path, rows_path) = (dir.join("rollouts.jsonl"), dir.join("batch.jsonl"));
+    let supo = |base_url: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_supo"))
+            .args(["rollout", "--base-url", base_url, "--model", "supo-builtin"])
+            .args([
+                "--ids",
+                "multi_turn_base_0,multi_turn_base_1",
+                "--samples",
+                "2",
+            ])
+            .args([
+                "--max-tokens",
+                "8",
+                "--tool-format",
+                "hermes",
+                "--temperature",
+                "1.0",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = supo(
+        &server.base_url,
+        &[
+            "--export",
+            rows_path.to_str().unwrap(),
+            "--output",
+            out_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rollouts = read_jsonl(&out_path);
+    let groups: Vec<(&str, u64)> = rollouts
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["sample"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("multi_turn_base_0", 0),
+            ("multi_turn_base_0", 1),
+            ("multi_turn_base_1", 0),
+            ("multi_turn_base_1", 1)
+        ]
+    );
+    let rows = read_jsonl(&rows_path);
+    let segments: u64 = rollouts
+        .iter()
+        .map(|r| r["segments"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows.len() as u64, segments);
+    for r in &rows {
+        let t = r["trajectory"].as_u64().unwrap() as usize;
+        assert_eq!(r["group"], rollouts[t]["id"]);
+        assert_eq!(r["reward"], rollouts[t]["reward"]);
+        assert!(r["advantage"].as_f64().unwrap().is_finite());
+    }
+
+    // Nothing to write, a category that does not exist, a server that is not there.
+    let out = supo(&server.base_url, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to write"));
+    let out = supo(
+        &server.base_url,
+        &[
+            "--category",
+            "multi_turn_nope",
+            "--export",
+            rows_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = supo(
+        &format!("http://127.0.0.1:{port}/v1"),
+        &["--retries", "0", "--export", rows_path.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("every rollout failed") && stderr.contains("127.0.0.1"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
