@@ -328,6 +328,52 @@ fn rollout_exports_groups_and_failures_are_clear() {
         assert!(r["advantage"].as_f64().unwrap().is_finite());
     }
 
+    // Token ids from a local tokenizer.json (ChatML) instead of the server's /tokenize.
+    let vocab: serde_json::Map<String, Value> = ["<|im_start|>", "<|im_end|>", "<unk>", "user"]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_string(), i.into()))
+        .collect();
+    let added: Vec<Value> = ["<|im_start|>", "<|im_end|>"]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            serde_json::json!({"id": i, "content": w, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let tokenizer = dir.join("tokenizer.json");
+    let json = serde_json::json!({"version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": added, "normalizer": null, "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}});
+    std::fs::write(&tokenizer, json.to_string()).unwrap();
+    let out = supo(
+        &server.base_url,
+        &[
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--output",
+            out_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local = supo_harness::policy::local::LocalTokenizer::from_file(&tokenizer).unwrap();
+    let entry = load_category("multi_turn_base").unwrap().remove(0);
+    let env = BfclEnv::new(entry).unwrap();
+    let task = vec![
+        ChatMessage::new("system", system_prompt(ToolFormat::Hermes, &env.tools())),
+        ChatMessage::new("user", env.first_message()),
+    ];
+    let expected = local.encode_chat(&task, &[], true).unwrap().len();
+    let first = &read_jsonl(&out_path)[0];
+    assert_eq!(first["segment_prompt_tokens"][0], expected);
+    assert_eq!(first["generations"][0]["context_tokens"], expected);
+
     // Nothing to write, a category that does not exist, a server that is not there.
     let out = supo(&server.base_url, &[]);
     assert_eq!(out.status.code(), Some(2));

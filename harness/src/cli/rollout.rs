@@ -17,6 +17,7 @@ use crate::agent::export::training_rows;
 use crate::agent::{run_all, AgentConfig, AgentError, Job, Rollout, ToolFormat};
 use crate::bfcl::checker::MAXIMUM_STEP_LIMIT;
 use crate::policy::http::{HttpConfig, HttpPolicy};
+use crate::policy::local::LocalTokenizer;
 
 /// What a run talks to and how the agent acts: shared by `supo rollout` and `supo bfcl eval`.
 #[derive(Debug, Args)]
@@ -77,6 +78,10 @@ pub struct RunArgs {
     /// reject unknown fields. Rows cannot be exported then.
     #[arg(long)]
     pub no_logprobs: bool,
+    /// A `tokenizer.json` for token ids, with the ChatML template, instead of the server's
+    /// `/tokenize` (for servers without it, e.g. Ollama, serving a ChatML model).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Where to write training rows (JSONL, one per summary segment).
     #[arg(long)]
     pub export: Option<PathBuf>,
@@ -224,7 +229,11 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>) -> Result<(), CliErro
             "--export needs log-probs: drop --no-logprobs".into(),
         ));
     }
-    let policy = HttpPolicy::new(http).map_err(|e| CliError::Failure(e.to_string()))?;
+    let mut policy = HttpPolicy::new(http).map_err(|e| CliError::Failure(e.to_string()))?;
+    if let Some(path) = &a.tokenizer {
+        let local = LocalTokenizer::from_file(path).map_err(CliError::Input)?;
+        policy = policy.with_local_tokenizer(std::sync::Arc::new(local));
+    }
     let mut entries = load_category(&a.category).map_err(CliError::Input)?;
     if !a.ids.is_empty() {
         if let Some(missing) = a

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::local::LocalTokenizer;
+
 /// One chat message, as the OpenAI API writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ChatMessage {
@@ -226,6 +228,7 @@ impl HttpConfig {
 pub struct HttpPolicy {
     client: reqwest::Client,
     config: HttpConfig,
+    local: Option<std::sync::Arc<LocalTokenizer>>,
 }
 
 impl HttpPolicy {
@@ -235,7 +238,17 @@ impl HttpPolicy {
             .timeout(config.timeout)
             .build()
             .map_err(|e| PolicyError::Transport(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpPolicy { client, config })
+        Ok(HttpPolicy {
+            client,
+            config,
+            local: None,
+        })
+    }
+
+    /// Tokenizes with `tokenizer` and the ChatML template instead of the server's `/tokenize`.
+    pub fn with_local_tokenizer(mut self, tokenizer: std::sync::Arc<LocalTokenizer>) -> Self {
+        self.local = Some(tokenizer);
+        self
     }
 
     /// The configuration.
@@ -280,13 +293,19 @@ impl HttpPolicy {
     }
 
     /// The server's token ids of a conversation rendered by its chat template (vLLM's
-    /// `/tokenize`), with the generation prompt when `add_generation_prompt`.
+    /// `/tokenize`), with the generation prompt when `add_generation_prompt`; with a local
+    /// tokenizer, its ids of the ChatML rendering.
     pub async fn tokenize_chat(
         &self,
         messages: &[ChatMessage],
         tools: &[serde_json::Value],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>, PolicyError> {
+        if let Some(local) = &self.local {
+            return local
+                .encode_chat(messages, tools, add_generation_prompt)
+                .map_err(PolicyError::Malformed);
+        }
         let mut body = serde_json::json!({
             "model": self.config.model,
             "messages": messages,
@@ -299,8 +318,12 @@ impl HttpPolicy {
         self.tokenize(&body).await
     }
 
-    /// The server's token ids of a plain text (vLLM's `/tokenize` with a `prompt`).
+    /// The server's token ids of a plain text (vLLM's `/tokenize` with a `prompt`), or the
+    /// local tokenizer's.
     pub async fn tokenize_text(&self, text: &str) -> Result<Vec<u32>, PolicyError> {
+        if let Some(local) = &self.local {
+            return local.encode(text).map_err(PolicyError::Malformed);
+        }
         let body = serde_json::json!({
             "model": self.config.model,
             "prompt": text,

@@ -77,5 +77,6 @@ pub trait TokenModel: Send + Sync {
 }
 
 pub mod http;
+pub mod local;
 pub mod server;
 pub mod toolcall;
