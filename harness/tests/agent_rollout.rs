@@ -96,7 +96,6 @@ fn config(context: ContextConfig) -> AgentConfig {
         context,
         max_tokens: 64,
         temperature: 0.0,
-        seed: 0,
         tool_format: ToolFormat::Python,
         max_steps_per_turn: 20,
     }

@@ -122,8 +122,6 @@ pub struct AgentConfig {
     pub max_tokens: usize,
     /// Sampling temperature.
     pub temperature: f32,
-    /// The first sampling seed; generation `i` of rollout `r` uses `seed + 1000·r + i`.
-    pub seed: u64,
     /// How tools are offered.
     pub tool_format: ToolFormat,
     /// Steps allowed in one user turn (BFCL force-terminates after 20); exceeding it ends the
@@ -395,7 +393,7 @@ impl<P: Policy> Episode<'_, P> {
 }
 
 /// Runs one episode of `env` with `policy`. `group` names the task (advantages are relative
-/// within a group). A policy failure mid-episode ends it with [`FinishReason::EnvError`] and the
+/// within a group); generation `i` of the episode is sampled with seed `seed + i`. A policy failure mid-episode ends it with [`FinishReason::EnvError`] and the
 /// message in [`Rollout::error`]; only a failure before the first generation is an `Err`.
 pub async fn rollout<P: Policy, E: Environment>(
     policy: &P,

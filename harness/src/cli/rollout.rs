@@ -59,7 +59,7 @@ pub struct RunArgs {
     /// Sampling temperature.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
-    /// The first sampling seed.
+    /// The first sampling seed: rollout `r` samples its generation `i` with `seed + 1000·r + i`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// How tools are offered to the model and calls read back.
@@ -156,7 +156,6 @@ fn agent_config(a: &RunArgs) -> Result<AgentConfig, CliError> {
         context,
         max_tokens: a.max_tokens,
         temperature: a.temperature,
-        seed: a.seed,
         tool_format: a.tool_format,
         max_steps_per_turn: MAXIMUM_STEP_LIMIT,
     })
