@@ -124,6 +124,13 @@ pub fn run_rollout(args: &RolloutArgs) -> Result<(), CliError> {
             "nothing to write: give --export FILE and/or --output FILE".into(),
         ));
     }
+    if args.samples > 1 && args.run.temperature == 0.0 {
+        eprintln!(
+            "supo rollout: warning: --temperature 0 makes the {} samples of an entry alike, so \
+             their advantages are 0; pass --temperature 1.0 to sample",
+            args.samples
+        );
+    }
     run(&args.run, args.samples, args.output.as_deref())
 }
 
