@@ -374,6 +374,58 @@ fn rollout_exports_groups_and_failures_are_clear() {
     assert_eq!(first["segment_prompt_tokens"][0], expected);
     assert_eq!(first["generations"][0]["context_tokens"], expected);
 
+    // With and without context management in one run.
+    let verdicts = dir.join("compare.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_supo"))
+        .args([
+            "bfcl",
+            "eval",
+            "--base-url",
+            &server.base_url,
+            "--model",
+            "supo-builtin",
+        ])
+        .args([
+            "--ids",
+            "multi_turn_base_0",
+            "--max-tokens",
+            "8",
+            "--compare",
+        ])
+        .args([
+            "--working-context",
+            &(expected + 60).to_string(),
+            "--max-summaries",
+            "1",
+        ])
+        .arg("--output")
+        .arg(&verdicts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("multi_turn_base"))
+            .count(),
+        2
+    );
+    let lines = read_jsonl(&verdicts);
+    let label = format!("W={} S=1", expected + 60);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["context"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["none", label.as_str()]
+    );
+    assert_eq!(lines[0]["summaries"], 0);
+
     // Nothing to write, a category that does not exist, a server that is not there.
     let out = supo(&server.base_url, &[]);
     assert_eq!(out.status.code(), Some(2));

@@ -96,6 +96,10 @@ pub struct EvalArgs {
     /// Where to write the per-entry verdicts (JSONL).
     #[arg(long)]
     pub output: PathBuf,
+    /// Also run every entry without context management first: one table row (and a
+    /// `"context"` value in the verdicts) per mode; rows are exported from the managed run.
+    #[arg(long, requires = "working_context")]
+    pub compare: bool,
 }
 
 /// Arguments of `supo rollout`.
@@ -114,7 +118,7 @@ pub struct RolloutArgs {
 
 /// Runs `supo bfcl eval`.
 pub fn run_eval(args: &EvalArgs) -> Result<(), CliError> {
-    run(&args.run, 1, Some(&args.output))
+    run(&args.run, 1, Some(&args.output), args.compare)
 }
 
 /// Runs `supo rollout`.
@@ -131,11 +135,12 @@ pub fn run_rollout(args: &RolloutArgs) -> Result<(), CliError> {
             args.samples
         );
     }
-    run(&args.run, args.samples, args.output.as_deref())
+    run(&args.run, args.samples, args.output.as_deref(), false)
 }
 
-fn agent_config(a: &RunArgs) -> Result<AgentConfig, CliError> {
-    let context = match a.working_context {
+/// The run's agent settings; `managed: false` drops the working context (no summaries).
+fn agent_config(a: &RunArgs, managed: bool) -> Result<AgentConfig, CliError> {
+    let context = match a.working_context.filter(|_| managed) {
         Some(w) => {
             let mut c = ContextConfig::new(w)
                 .with_max_summaries(a.max_summaries)
@@ -169,10 +174,17 @@ fn agent_config(a: &RunArgs) -> Result<AgentConfig, CliError> {
 }
 
 /// The verdict line of one rollout.
-fn verdict_line(id: &str, sample: usize, r: &Result<Rollout, AgentError>) -> serde_json::Value {
+fn verdict_line(
+    id: &str,
+    sample: usize,
+    context: &str,
+    r: &Result<Rollout, AgentError>,
+) -> serde_json::Value {
     match r {
-        Err(e) => json!({"id": id, "sample": sample, "valid": false, "reward": 0.0,
-            "error_type": "rollout_error", "error_message": e.0, "error": e.0}),
+        Err(e) => {
+            json!({"id": id, "sample": sample, "context": context, "valid": false, "reward": 0.0,
+            "error_type": "rollout_error", "error_message": e.0, "error": e.0})
+        }
         Ok(r) => {
             let t = &r.trajectory;
             let mean_context = if r.generations.is_empty() {
@@ -185,7 +197,7 @@ fn verdict_line(id: &str, sample: usize, r: &Result<Rollout, AgentError>) -> ser
                     / r.generations.len() as f64
             };
             json!({
-                "id": id, "sample": sample,
+                "id": id, "sample": sample, "context": context,
                 "valid": r.outcome.verdict.get("valid").cloned().unwrap_or(json!(false)),
                 "reward": r.outcome.reward,
                 "error_type": r.outcome.verdict.get("error_type"),
@@ -216,11 +228,19 @@ fn write_jsonl(path: &Path, lines: &[serde_json::Value]) -> Result<(), CliError>
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", path.display())))
 }
 
-fn run(a: &RunArgs, samples: usize, output: Option<&Path>) -> Result<(), CliError> {
+fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Result<(), CliError> {
     if samples == 0 {
         return Err(CliError::Input("--samples must be > 0".into()));
     }
-    let config = agent_config(a)?;
+    let managed_label = match a.working_context {
+        Some(w) => format!("W={w} S={}", a.max_summaries),
+        None => "none".to_string(),
+    };
+    let mut modes = Vec::new();
+    if compare {
+        modes.push(("none".to_string(), agent_config(a, false)?));
+    }
+    modes.push((managed_label, agent_config(a, true)?));
     let mut http = HttpConfig::new(&a.base_url, &a.model);
     http.api_key = a.api_key.clone().or_else(|| {
         std::env::var("OPENAI_API_KEY")
@@ -257,98 +277,133 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>) -> Result<(), CliErro
     if let Some(k) = a.limit {
         entries.truncate(k);
     }
-    let mut jobs = Vec::with_capacity(entries.len() * samples);
-    let mut ids = Vec::with_capacity(entries.len() * samples);
-    for entry in &entries {
-        for s in 0..samples {
-            let env = BfclEnv::new(entry.clone())
-                .map_err(|e| CliError::Input(format!("{}: {e}", entry.id)))?;
-            jobs.push(Job {
-                group: entry.id.clone(),
-                env,
-                seed: a.seed + 1000 * jobs.len() as u64,
-            });
-            ids.push((entry.id.clone(), s));
+    let mut lines = Vec::new();
+    let mut rows = Vec::new();
+    let mut table = Vec::new();
+    for (mode, config) in modes {
+        let mut jobs = Vec::with_capacity(entries.len() * samples);
+        let mut ids = Vec::with_capacity(entries.len() * samples);
+        for entry in &entries {
+            for s in 0..samples {
+                let env = BfclEnv::new(entry.clone())
+                    .map_err(|e| CliError::Input(format!("{}: {e}", entry.id)))?;
+                jobs.push(Job {
+                    group: entry.id.clone(),
+                    env,
+                    seed: a.seed + 1000 * jobs.len() as u64,
+                });
+                ids.push((entry.id.clone(), s));
+            }
         }
-    }
-    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} rollouts ({per_sec}) {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let start = Instant::now();
-    let mut passed = 0;
-    let results = run_all(policy, config, jobs, a.concurrency, |_, r| {
-        if r.as_ref().is_ok_and(|r| r.outcome.reward > 0.0) {
-            passed += 1;
+        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix} [{elapsed_precise}] {bar:40} {pos}/{len} rollouts ({per_sec}) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(mode.clone());
+        let start = Instant::now();
+        let mut passed = 0;
+        let results = run_all(policy.clone(), config, jobs, a.concurrency, |_, r| {
+            if r.as_ref().is_ok_and(|r| r.outcome.reward > 0.0) {
+                passed += 1;
+            }
+            bar.set_message(format!("{passed} passed"));
+            bar.inc(1);
+        })
+        .map_err(|e| CliError::Failure(e.to_string()))?;
+        bar.finish_and_clear();
+        if let Some(Err(e)) = results
+            .first()
+            .filter(|_| results.iter().all(|r| r.is_err()))
+        {
+            return Err(CliError::Failure(format!(
+                "every rollout failed; the first: {e}"
+            )));
         }
-        bar.set_message(format!("{passed} passed"));
-        bar.inc(1);
-    })
-    .map_err(|e| CliError::Failure(e.to_string()))?;
-    bar.finish_and_clear();
-    if let Some(Err(e)) = results
-        .first()
-        .filter(|_| results.iter().all(|r| r.is_err()))
-    {
-        return Err(CliError::Failure(format!(
-            "every rollout failed; the first: {e}"
-        )));
+        let elapsed = start.elapsed().as_secs_f64();
+        lines.extend(
+            ids.iter()
+                .zip(&results)
+                .map(|((id, s), r)| verdict_line(id, *s, &mode, r)),
+        );
+        table.push(table_row(&mode, &a.category, &results, elapsed));
+        rows = export_rows(a, &results)?;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let lines: Vec<serde_json::Value> = ids
-        .iter()
-        .zip(&results)
-        .map(|((id, s), r)| verdict_line(id, *s, r))
-        .collect();
     if let Some(path) = output {
         write_jsonl(path, &lines)?;
     }
     if let Some(path) = &a.export {
-        let ok: Vec<&Rollout> = results
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .filter(|r| r.error.is_none())
-            .collect();
-        if let Some(r) = ok.iter().find(|r| !r.has_logprobs) {
-            return Err(CliError::Failure(format!(
-                "the server returned no token log-probs with token ids for {} (vLLM needs \
-                 --return-tokens-as-token-ids or the request field); training rows need them",
-                r.trajectory.group
-            )));
-        }
-        let trajectories: Vec<_> = ok.iter().map(|r| r.trajectory.clone()).collect();
-        let rows = training_rows(&trajectories, &EstimatorConfig::default())?;
-        let rows: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or(serde_json::Value::Null))
-            .collect();
         write_jsonl(path, &rows)?;
-        let skipped = results.len() - ok.len();
-        if skipped > 0 {
-            eprintln!("{skipped} rollouts failed and were left out of the export");
-        }
     }
-    print_table(&a.category, &results, elapsed);
+    println!(
+        "{:<28} {:<16} {:>8} {:>9} {:>12} {:>10} {:>10} {:>11} {:>7} {:>11}",
+        "category",
+        "context",
+        "rollouts",
+        "accuracy",
+        "mean ctx",
+        "peak ctx",
+        "summaries",
+        "tool calls",
+        "errors",
+        "rollouts/s"
+    );
+    for row in table {
+        println!("{row}");
+    }
     Ok(())
 }
 
-fn print_table(category: &str, results: &[Result<Rollout, AgentError>], elapsed: f64) {
+/// The training rows of a run's successful rollouts (none unless `--export`).
+fn export_rows(
+    a: &RunArgs,
+    results: &[Result<Rollout, AgentError>],
+) -> Result<Vec<serde_json::Value>, CliError> {
+    if a.export.is_none() {
+        return Ok(Vec::new());
+    }
+    let ok: Vec<&Rollout> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| r.error.is_none())
+        .collect();
+    if let Some(r) = ok.iter().find(|r| !r.has_logprobs) {
+        return Err(CliError::Failure(format!(
+            "the server returned no token log-probs with token ids for {} (vLLM needs \
+             --return-tokens-as-token-ids or the request field); training rows need them",
+            r.trajectory.group
+        )));
+    }
+    let trajectories: Vec<_> = ok.iter().map(|r| r.trajectory.clone()).collect();
+    let rows = training_rows(&trajectories, &EstimatorConfig::default())?;
+    let skipped = results.len() - ok.len();
+    if skipped > 0 {
+        eprintln!("{skipped} rollouts failed and were left out of the export");
+    }
+    Ok(rows
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or(serde_json::Value::Null))
+        .collect())
+}
+
+/// One row of the summary table.
+fn table_row(
+    mode: &str,
+    category: &str,
+    results: &[Result<Rollout, AgentError>],
+    elapsed: f64,
+) -> String {
     let ok: Vec<&Rollout> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     let n = results.len();
     let correct = ok.iter().filter(|r| r.outcome.reward > 0.0).count();
     let errors = n - ok.len() + ok.iter().filter(|r| r.error.is_some()).count();
-    let mean_ctx = ok
+    let (sum, count) = ok
         .iter()
         .flat_map(|r| r.generations.iter().map(|g| g.context_tokens as f64))
         .fold((0.0, 0usize), |(s, k), x| (s + x, k + 1));
-    let mean_ctx = if mean_ctx.1 == 0 {
-        0.0
-    } else {
-        mean_ctx.0 / mean_ctx.1 as f64
-    };
+    let mean_ctx = if count == 0 { 0.0 } else { sum / count as f64 };
     let peak = ok.iter().map(|r| r.peak_context).max().unwrap_or(0);
     let summaries: usize = ok.iter().map(|r| r.trajectory.summaries()).sum();
     let calls: usize = ok.iter().map(|r| r.tool_calls).sum();
@@ -357,23 +412,9 @@ fn print_table(category: &str, results: &[Result<Rollout, AgentError>], elapsed:
     } else {
         correct as f64 / n as f64
     };
-    println!(
-        "{:<28} {:>8} {:>9} {:>12} {:>10} {:>10} {:>11} {:>7}",
-        "category",
-        "rollouts",
-        "accuracy",
-        "mean ctx",
-        "peak ctx",
-        "summaries",
-        "tool calls",
-        "errors"
-    );
-    println!(
-        "{category:<28} {n:>8} {accuracy:>9.3} {mean_ctx:>12.1} {peak:>10} {summaries:>10} \
-         {calls:>11} {errors:>7}"
-    );
-    println!(
-        "{n} rollouts in {elapsed:.1} s ({:.2} rollouts/s)",
-        n as f64 / elapsed.max(1e-9)
-    );
+    let rate = n as f64 / elapsed.max(1e-9);
+    format!(
+        "{category:<28} {mode:<16} {n:>8} {accuracy:>9.3} {mean_ctx:>12.1} {peak:>10} \
+         {summaries:>10} {calls:>11} {errors:>7} {rate:>11.2}"
+    )
 }
