@@ -7,6 +7,8 @@ pub mod backend;
 pub mod bench;
 pub mod bfcl;
 pub mod loss;
+pub mod rollout;
+pub mod serve;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,12 @@ pub enum Command {
     /// BFCL multi-turn tools (`supo bfcl replay`).
     #[command(subcommand)]
     Bfcl(bfcl::BfclCommand),
+    /// Agent rollouts on BFCL entries against an OpenAI-compatible server, exported as
+    /// training rows (one per summary segment).
+    Rollout(Box<rollout::RolloutArgs>),
+    /// Serves the built-in policy on the OpenAI-compatible chat-completions API, with
+    /// log-probs and token ids.
+    Serve(serve::ServeArgs),
     /// SUPO and the GRPO baselines on the built-in model and the ledger task: report, learning
     /// curves and checkpoints.
     Train(train::TrainArgs),
@@ -81,6 +89,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Loss(args) => loss::run(&args),
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Bfcl(cmd) => bfcl::run(&cmd),
+        Command::Rollout(args) => rollout::run_rollout(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Train(args) => train::run(&args),
     }
 }

@@ -75,3 +75,8 @@ pub trait TokenModel: Send + Sync {
     /// Samples a continuation of `prompt`.
     fn generate(&self, prompt: &[u32], params: &SamplingParams) -> Result<Generation, ModelError>;
 }
+
+pub mod http;
+pub mod local;
+pub mod server;
+pub mod toolcall;
