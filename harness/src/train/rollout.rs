@@ -113,7 +113,6 @@ struct ModelState<'a> {
     model: &'a Transformer,
     temperature: f32,
     cache: KvCache,
-    cached: Vec<u32>,
     logits: Vec<f32>,
 }
 
@@ -121,23 +120,20 @@ impl ModelState<'_> {
     /// Brings the cache to `context` (reusing the longest common prefix); the logits are then
     /// those of the next token.
     fn sync(&mut self, context: &[u32]) -> Result<(), String> {
-        let common = self
-            .cached
+        let cached = self.cache.tokens();
+        let common = cached
             .iter()
             .zip(context)
             .take_while(|(a, b)| a == b)
             .count();
-        if common == context.len() && common == self.cached.len() && common > 0 {
+        if common == context.len() && common == cached.len() && common > 0 {
             return Ok(());
         }
         let keep = common.min(context.len().saturating_sub(1));
         self.cache.truncate(keep);
-        self.cached.truncate(keep);
         self.model
             .extend(&mut self.cache, &context[keep..], &mut self.logits)
-            .map_err(|e| e.0)?;
-        self.cached.extend_from_slice(&context[keep..]);
-        Ok(())
+            .map_err(|e| e.0)
     }
 
     fn generate(
@@ -158,7 +154,6 @@ impl ModelState<'_> {
             self.model
                 .extend(&mut self.cache, &[tok], &mut self.logits)
                 .map_err(|e| e.0)?;
-            self.cached.push(tok);
         }
         Ok(Turn::agent(tokens, logprobs))
     }
@@ -229,7 +224,6 @@ pub fn run_episode(
             model,
             temperature,
             cache: model.new_cache(),
-            cached: Vec::new(),
             logits: vec![0.0; model.config().vocab],
         }),
         Actor::Demonstrator => None,

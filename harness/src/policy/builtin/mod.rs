@@ -239,7 +239,7 @@ impl TokenModel for BuiltinModel {
             }
             out.tokens.push(tok);
             out.logprobs.push(lp);
-            if cache.len() >= max {
+            if cache.tokens().len() >= max {
                 break;
             }
             self.transformer.extend(&mut cache, &[tok], &mut logits)?;

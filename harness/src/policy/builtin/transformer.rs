@@ -1,8 +1,10 @@
 //! A small decoder-only transformer on the CPU, forward and backward written out by hand.
 //!
 //! Pre-norm blocks (RMSNorm → causal multi-head attention with rotary position embeddings →
-//! residual, RMSNorm → GELU MLP → residual), learned token and position embeddings, a final
-//! RMSNorm. The output head
+//! residual, RMSNorm → GELU MLP → residual), a final RMSNorm. A token's input is the sum of
+//! learned embeddings of the token, of the token before it (a "token shift", which lets one
+//! attention layer look things up by the token that precedes them: `k3 v5` is found from
+//! `k3`) and of its position. The output head
 //! (`[vocab, d_model]`) is applied by the caller — for RL through `supo-core`'s fused linear
 //! policy loss — so [`Transformer::forward`] stops at the final hidden states and
 //! [`Transformer::backward`] starts from their gradient.
@@ -84,6 +86,7 @@ struct BlockLayout {
 #[derive(Clone, Debug)]
 pub struct Layout {
     tok_emb: Range<usize>,
+    prev_emb: Range<usize>,
     pos_emb: Range<usize>,
     blocks: Vec<BlockLayout>,
     norm_f: Range<usize>,
@@ -103,6 +106,7 @@ impl Layout {
         };
         let (d, f) = (c.d_model, c.d_ff);
         let tok_emb = take(c.vocab * d);
+        let prev_emb = take(c.vocab * d);
         let pos_emb = take(c.max_positions * d);
         let blocks = (0..c.layers)
             .map(|_| BlockLayout {
@@ -118,6 +122,7 @@ impl Layout {
         let head = take(c.vocab * d);
         Layout {
             tok_emb,
+            prev_emb,
             pos_emb,
             blocks,
             norm_f,
@@ -201,25 +206,20 @@ pub struct Tape {
 /// Keys and values of the tokens seen so far, for generation one token at a time.
 #[derive(Clone, Debug)]
 pub struct KvCache {
-    len: usize,
+    tokens: Vec<u32>,
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
 }
 
 impl KvCache {
-    /// Tokens in the cache.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// The tokens in the cache.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
     }
 
     /// Forgets every token after the first `len`.
     pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+        self.tokens.truncate(len);
     }
 }
 
@@ -238,6 +238,7 @@ impl Transformer {
         };
         let resid = 1.0 / ((d as f32) * 2.0 * config.layers as f32).sqrt();
         fill(&layout.tok_emb, 0.5, rng);
+        fill(&layout.prev_emb, 0.5, rng);
         fill(&layout.pos_emb, 0.1, rng);
         for b in &layout.blocks {
             fill(&b.wqkv, 1.0 / (d as f32).sqrt(), rng);
@@ -327,13 +328,11 @@ impl Transformer {
         let p = &self.params;
         let mut x = vec![0.0f32; n * d];
         for r in 0..packed.rows() {
-            for (pos, i) in packed.row(r).enumerate() {
-                let tok = packed.tokens[i] as usize;
-                let e = &p[self.layout.tok_emb.start + tok * d..][..d];
-                let q = &p[self.layout.pos_emb.start + pos * d..][..d];
-                for ((o, a), b) in x[i * d..][..d].iter_mut().zip(e).zip(q) {
-                    *o = a + b;
-                }
+            let row = &packed.tokens[packed.row(r)];
+            let start = packed.offsets[r];
+            for (pos, &tok) in row.iter().enumerate() {
+                let prev = pos.checked_sub(1).map(|q| row[q]);
+                self.embed(&mut x[(start + pos) * d..][..d], tok, prev, pos);
             }
         }
         let mut prob_offsets = vec![0usize];
@@ -594,17 +593,36 @@ impl Transformer {
             }
         }
         for r in 0..tape.packed.rows() {
-            for (pos, i) in tape.packed.row(r).enumerate() {
-                let tok = tape.packed.tokens[i] as usize;
-                let g = &dx[i * d..][..d];
-                let te = self.layout.tok_emb.start + tok * d;
-                for (o, v) in grads[te..te + d].iter_mut().zip(g) {
-                    *o += v;
+            let row = &tape.packed.tokens[tape.packed.row(r)];
+            let start = tape.packed.offsets[r];
+            for (pos, &tok) in row.iter().enumerate() {
+                let g = &dx[(start + pos) * d..][..d];
+                let mut add = |at: usize| {
+                    for (o, v) in grads[at..at + d].iter_mut().zip(g) {
+                        *o += v;
+                    }
+                };
+                add(self.layout.tok_emb.start + tok as usize * d);
+                if let Some(prev) = pos.checked_sub(1).map(|q| row[q]) {
+                    add(self.layout.prev_emb.start + prev as usize * d);
                 }
-                let pe = self.layout.pos_emb.start + pos * d;
-                for (o, v) in grads[pe..pe + d].iter_mut().zip(g) {
-                    *o += v;
-                }
+                add(self.layout.pos_emb.start + pos * d);
+            }
+        }
+    }
+
+    /// Writes the input of token `tok` at position `pos` after token `prev`.
+    fn embed(&self, out: &mut [f32], tok: u32, prev: Option<u32>, pos: usize) {
+        let (p, d) = (&self.params, self.config.d_model);
+        let e = &p[self.layout.tok_emb.start + tok as usize * d..][..d];
+        let q = &p[self.layout.pos_emb.start + pos * d..][..d];
+        for ((o, a), b) in out.iter_mut().zip(e).zip(q) {
+            *o = a + b;
+        }
+        if let Some(prev) = prev {
+            let s = &p[self.layout.prev_emb.start + prev as usize * d..][..d];
+            for (o, a) in out.iter_mut().zip(s) {
+                *o += a;
             }
         }
     }
@@ -613,7 +631,7 @@ impl Transformer {
     pub fn new_cache(&self) -> KvCache {
         let size = self.config.max_positions * self.config.d_model;
         KvCache {
-            len: 0,
+            tokens: Vec::with_capacity(self.config.max_positions),
             keys: vec![vec![0.0; size]; self.config.layers],
             values: vec![vec![0.0; size]; self.config.layers],
         }
@@ -632,10 +650,10 @@ impl Transformer {
         if n == 0 {
             return Err(ModelError("no tokens to extend the sequence with".into()));
         }
-        if cache.len + n > c.max_positions {
+        if cache.tokens.len() + n > c.max_positions {
             return Err(ModelError(format!(
                 "the sequence would be {} tokens, longer than the model's {} positions",
-                cache.len + n,
+                cache.tokens.len() + n,
                 c.max_positions
             )));
         }
@@ -646,14 +664,12 @@ impl Transformer {
             )));
         }
         let p = &self.params;
-        let start = cache.len;
+        let start = cache.tokens.len();
         let mut x = vec![0.0f32; n * d];
+        let mut prev = cache.tokens.last().copied();
         for (i, &tok) in tokens.iter().enumerate() {
-            let e = &p[self.layout.tok_emb.start + tok as usize * d..][..d];
-            let q = &p[self.layout.pos_emb.start + (start + i) * d..][..d];
-            for ((o, a), b) in x[i * d..][..d].iter_mut().zip(e).zip(q) {
-                *o = a + b;
-            }
+            self.embed(&mut x[i * d..][..d], tok, prev, start + i);
+            prev = Some(tok);
         }
         for (l, b) in self.layout.blocks.iter().enumerate() {
             let (h1, _) = rms_norm(&x, &p[b.norm1.clone()], d);
@@ -712,7 +728,7 @@ impl Transformer {
                 true,
             );
         }
-        cache.len += n;
+        cache.tokens.extend_from_slice(tokens);
         let last = &x[(n - 1) * d..];
         let (h, _) = rms_norm(last, &p[self.layout.norm_f.clone()], d);
         if logits.len() != c.vocab {
@@ -1115,7 +1131,7 @@ mod tests {
                 assert!((a - b).abs() < 1e-5, "position {i}: {a} vs {b}");
             }
         }
-        assert_eq!(cache.len(), row.len());
+        assert_eq!(cache.tokens(), row);
         let mut full = t.new_cache();
         assert!(t.extend(&mut full, &[0; 11], &mut logits).is_err());
         assert!(t.extend(&mut full, &[7], &mut logits).is_err());
