@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bench;
 pub mod bfcl;
 pub mod loss;
+pub mod synth;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ pub enum Command {
     /// BFCL multi-turn tools (`supo bfcl replay`).
     #[command(subcommand)]
     Bfcl(bfcl::BfclCommand),
+    /// FunReason-MT data synthesis on the BFCL environments.
+    Synth(synth::SynthArgs),
 }
 
 /// A failure of a subcommand, with the exit code it maps to.
@@ -77,5 +80,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Loss(args) => loss::run(&args),
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Bfcl(cmd) => bfcl::run(&cmd),
+        Command::Synth(args) => synth::run(&args),
     }
 }
