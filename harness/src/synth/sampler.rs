@@ -295,6 +295,19 @@ fn observe(field: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
+/// The deepest nesting a sane state has (BFCL's file trees are a few levels deep; a cyclic one
+/// is cut off far deeper).
+const MAX_STATE_DEPTH: usize = 48;
+
+/// The nesting depth of a JSON value.
+fn json_depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Whether a JSON value fits a BFCL parameter type.
 fn fits(ty: &str, v: &Value) -> bool {
     match ty {
@@ -522,7 +535,15 @@ impl<'g> SampleState<'g> {
             }
             seen.push(call.clone());
             let result = self.ex.execute(&call);
-            if failure(&result).is_some() {
+            // A directory moved or copied into itself makes a cyclic tree BFCL's Python
+            // reference cannot even show: such a call counts as failed.
+            let cyclic = self.graph.tools()[t].class == "GorillaFileSystem"
+                && self
+                    .ex
+                    .snapshot()
+                    .iter()
+                    .any(|(_, s)| json_depth(s) > MAX_STATE_DEPTH);
+            if cyclic || failure(&result).is_some() {
                 *self.failed_calls.entry(name.clone()).or_default() += 1;
                 self.rebuild()?;
                 continue;
