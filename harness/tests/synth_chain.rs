@@ -69,6 +69,7 @@ fn setup() -> (CheckEntry, RoundContext) {
             fed,
             literals: vec![],
             named: vec![],
+            mutates: tool != "ls",
         };
     let trace = vec![
         step(

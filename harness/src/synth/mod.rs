@@ -164,7 +164,7 @@ impl Synthesizer {
         cov
     }
 
-    /// Picks a target: weight `(1 + depth) / (1 + coverage)` among the sample's tools not
+    /// Picks a target: weight `(1 + depth)² / (1 + coverage)` among the sample's tools not
     /// targeted yet (and, for a missing-function round, not called yet).
     fn choose_target(
         &self,
@@ -182,7 +182,8 @@ impl Synthesizer {
             .map(|t| {
                 let cov = coverage.get(&t).copied().unwrap_or(0)
                     + state.calls().iter().filter(|c| c.tool == t).count();
-                (t, (1 + self.depths[t]) as f64 / (1 + cov) as f64)
+                let hard = (1 + self.depths[t]) as f64;
+                (t, hard * hard / (1 + cov) as f64)
             })
             .collect();
         let total: f64 = cands.iter().map(|(_, w)| w).sum();
@@ -285,6 +286,7 @@ impl Synthesizer {
                             .collect(),
                         literals: c.literals.clone(),
                         named: c.named.clone(),
+                        mutates: c.mutates,
                     })
                     .collect();
                 let mut variant = Variant::Base;

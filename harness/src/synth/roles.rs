@@ -72,6 +72,8 @@ pub struct TraceStep {
     pub literals: Vec<(String, PyValue)>,
     /// Fed parameters whose value was a choice among several: the query names them.
     pub named: Vec<(String, PyValue)>,
+    /// Whether the call changed the state (such a step is never left implicit).
+    pub mutates: bool,
 }
 
 /// What the roles know about the round being synthesised. The LLM implementation reads only the
@@ -149,19 +151,20 @@ fn task_phrase(description: &str) -> String {
     }
 }
 
-/// Whether step `i` of the trace only prepares a later step (its output feeds one and it
-/// states nothing of its own): such steps stay implicit in the query.
+/// Whether step `i` of the trace only prepares a later step (a read-only call whose output
+/// feeds one): such steps stay implicit in the query.
 fn is_feeder(ctx: &RoundContext, i: usize) -> bool {
-    ctx.trace[i + 1..]
-        .iter()
-        .any(|s| s.fed.iter().any(|(_, k)| *k == Some(i)))
+    !ctx.trace[i].mutates
+        && ctx.trace[i + 1..]
+            .iter()
+            .any(|s| s.fed.iter().any(|(_, k)| *k == Some(i)))
 }
 
 /// The literals a step needs, its own and those of the implicit steps feeding it.
 fn needed_literals(ctx: &RoundContext, i: usize, out: &mut Vec<(String, PyValue)>) {
     for (_, k) in &ctx.trace[i].fed {
-        if let Some(k) = k {
-            needed_literals(ctx, *k, out);
+        if let Some(k) = k.filter(|&k| is_feeder(ctx, k)) {
+            needed_literals(ctx, k, out);
         }
     }
     for l in ctx.trace[i].literals.iter().chain(&ctx.trace[i].named) {
@@ -450,6 +453,7 @@ mod tests {
             fed,
             literals: lit,
             named: vec![],
+            mutates: false,
         };
         RoundContext {
             target: "estimate_distance".into(),

@@ -65,6 +65,8 @@ pub struct CallRecord {
     /// Fed parameters whose value was one choice among several observed ones: the query must
     /// name it.
     pub named: Vec<(String, PyValue)>,
+    /// Whether the call changed the instances' state.
+    pub mutates: bool,
     /// 1 + the deepest call feeding this one (1 for a call fed by none).
     pub depth: usize,
 }
@@ -85,6 +87,32 @@ pub fn failure(result: &str) -> Option<String> {
         .find(|(k, v)| (*k == "success" || k.ends_with("status")) && **v == Value::Bool(false))
         .map(|(k, _)| format!("{k} is false"))
 }
+
+/// Output fields that list things to pick from (a folder's entries, users, stocks): a value
+/// taken from one is always named in the query, unlike one derived from stated values (a
+/// city's zipcode) or an opaque id the user cannot know.
+const NAMEABLE: &[&str] = &[
+    "current_directory_content",
+    "user_list",
+    "following_list",
+    "stock_list",
+    "watchlist",
+    "airports",
+    "username",
+];
+
+/// Output fields derived from values the query states (a city's zipcode, a company's symbol,
+/// a computed number): never named in the query.
+const DERIVED: &[&str] = &[
+    "zipcode",
+    "nearest_airport",
+    "symbol",
+    "result",
+    "distance",
+    "gallon",
+    "liter",
+    "access_token",
+];
 
 /// Literal values a user may state for a parameter (besides doc enums and the scenario's own
 /// values).
@@ -177,7 +205,8 @@ const LITERALS: &[(&str, &str)] = &[
         "updates",
         r#"[{"priority": 2}, {"title": "Updated title"}, {"status": "In Progress"}]"#,
     ),
-    ("tags", r##"[["#update"], ["#travel", "#fun"]]"##),
+    ("tags", r##"[["#update"], ["#travel", "#fun"], []]"##),
+    ("mentions", r#"[[], ["alex_m"]]"#),
     (
         "comment_content",
         r#"["Great point!", "Thanks for sharing."]"#,
@@ -324,7 +353,8 @@ fn fits(ty: &str, v: &Value) -> bool {
 /// A call's value of a parameter: where it came from.
 #[derive(Debug, Clone)]
 enum Source {
-    /// From the output of call `k` of the sample; whether other observed values were possible.
+    /// From the output of call `k` of the sample; whether the query must name the value (it
+    /// was one among several, or picked from a listing).
     Fed(usize, bool),
     /// Stated by the user.
     Literal,
@@ -449,11 +479,13 @@ impl<'g> SampleState<'g> {
                     v
                 };
                 if fits(&p.ty, &v) && !fed.iter().any(|(x, _)| *x == v) {
-                    fed.push((v, Source::Fed(k, false)));
+                    fed.push((v, Source::Fed(k, NAMEABLE.contains(&f.as_str()))));
                 }
             }
         }
-        if fed.len() > 1 {
+        // One value among several is named too, unless it follows from stated values (the
+        // zipcodes of the two cities the query names).
+        if fed.len() > 1 && !fields.iter().any(|f| DERIVED.contains(f)) {
             for (_, s) in &mut fed {
                 *s = match s {
                     Source::Fed(k, _) => Source::Fed(*k, true),
@@ -469,7 +501,15 @@ impl<'g> SampleState<'g> {
         if prerequisite {
             return fed;
         }
-        let mut lit: Vec<Value> = p.enum_values.clone();
+        let mut lit: Vec<Value> = if p.ty == "array" && !p.enum_values.is_empty() {
+            // An array of enum members: all of them, or one.
+            let mut v = vec![Value::Array(p.enum_values.clone())];
+            v.extend(p.enum_values.iter().map(|e| Value::Array(vec![e.clone()])));
+            v
+        } else {
+            p.enum_values.clone()
+        };
+        lit.retain(|v| fits(&p.ty, v));
         if lit.is_empty() {
             if let Some((_, keys)) = SCENARIO_KEYS.iter().find(|(n, _)| *n == p.name) {
                 for key in *keys {
@@ -500,7 +540,10 @@ impl<'g> SampleState<'g> {
         let spec = &self.graph.tools()[t];
         let mut args = Vec::new();
         for p in &spec.params {
-            if !p.required && rng.random() >= 0.25 {
+            // Optional lists are always given: BFCL's Python shares a mutable default list
+            // between the checker's two instances (post_tweet's `mentions=[]`), so a call that
+            // leaves one out can replay differently there.
+            if !p.required && p.ty != "array" && rng.random() >= 0.25 {
                 continue;
             }
             let cands = self.candidates(t, p);
@@ -534,7 +577,13 @@ impl<'g> SampleState<'g> {
                 continue;
             }
             seen.push(call.clone());
+            let before = self.ex.snapshot();
             let result = self.ex.execute(&call);
+            let after = self.ex.snapshot();
+            let mutates = before
+                .iter()
+                .zip(&after)
+                .any(|((_, x), (_, y))| !std::sync::Arc::ptr_eq(x, y) && x != y);
             // A directory moved or copied into itself makes a cyclic tree BFCL's Python
             // reference cannot even show: such a call counts as failed.
             let cyclic = self.graph.tools()[t].class == "GorillaFileSystem"
@@ -574,6 +623,7 @@ impl<'g> SampleState<'g> {
                 fed,
                 literals,
                 named,
+                mutates,
                 depth,
             });
             return Ok(true);
@@ -597,11 +647,16 @@ impl<'g> SampleState<'g> {
         let mut reached = false;
         while self.calls.len() - start < max_calls {
             let called = self.called();
-            let in_round: BTreeSet<usize> = self.calls[start..].iter().map(|c| c.tool).collect();
+            // A tool runs once per round, a direct producer of the target twice (two zipcodes
+            // for one distance).
+            let room = |t: usize| {
+                let n = self.calls[start..].iter().filter(|c| c.tool == t).count();
+                n < if dist[t] == Some(1) { 2 } else { 1 }
+            };
             let legal: Vec<usize> = tools
                 .iter()
                 .copied()
-                .filter(|t| !exhausted.contains(t) && !in_round.contains(t))
+                .filter(|&t| !exhausted.contains(&t) && room(t))
                 .filter(|&t| self.graph.is_legal(t, &called))
                 .collect();
             let choice = if reached {
@@ -625,14 +680,11 @@ impl<'g> SampleState<'g> {
             };
             let Some(t) = choice else { break };
             if self.try_tool(t, 4, rng)? {
-                if t == target {
-                    reached = true;
-                }
+                reached |= t == target;
+                // The state changed: what failed before may work now.
+                exhausted.clear();
             } else {
                 exhausted.insert(t);
-                if t == target {
-                    break;
-                }
             }
         }
         if reached {
