@@ -370,7 +370,7 @@ impl Synthesizer {
         }
         let failed: usize = state.failed_calls.values().sum();
         if failed > 0 {
-            rejections.insert("failed_calls".into(), failed);
+            rejections.insert("failed_call_attempts".into(), failed);
         }
         self.finish(
             index,

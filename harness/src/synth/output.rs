@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::graph::ApiGraph;
+use super::graph::{ApiGraph, EdgeKind};
 use super::{sample_id, Sample};
 
 /// The JSONL files, in the order a sample's lines are written (`chat.jsonl` last: a sample
@@ -230,9 +230,10 @@ pub fn stats(graph: &ApiGraph, chats: &[Value]) -> Value {
         .iter()
         .map(|t| format!("{}.{}", t.class, t.name))
         .collect();
-    let graph_edges: BTreeSet<(String, String)> = graph
+    let data_edges: BTreeSet<(String, String)> = graph
         .edges()
         .iter()
+        .filter(|e| e.kind == EdgeKind::Data)
         .map(|e| {
             let n = |i: usize| {
                 let t = &graph.tools()[i];
@@ -263,8 +264,9 @@ pub fn stats(graph: &ApiGraph, chats: &[Value]) -> Value {
         },
         "edges": {
             "observed_distinct": edges.len(),
-            "graph_edges": graph_edges.len(),
-            "graph_data_edges_covered": edges.intersection(&graph_edges).count(),
+            "graph_edges": graph.edges().len(),
+            "graph_data_edges": data_edges.len(),
+            "graph_data_edges_covered": edges.intersection(&data_edges).count(),
         },
         "rejections": rejections,
         "llm": {
