@@ -12,12 +12,13 @@ use supo_harness::synth::roles::{
     Role, RoleModel, RoleRequest, RoundContext, TemplateModel, TraceStep,
 };
 
-/// Template roles, except that `A_R` answers wrongly until its prompt holds `hints_needed`
-/// reviewer hints, and `A_T` can be made to reply with prose.
+/// Template roles, except that `A_R` answers wrongly (or with garbage) until its prompt holds
+/// `hints_needed` reviewer hints, and `A_T` can be made to reply with prose or nothing.
 struct Scripted {
     hints_needed: usize,
     prose_tool: bool,
     garbage: bool,
+    empty_tool: bool,
 }
 
 impl RoleModel for Scripted {
@@ -27,7 +28,8 @@ impl RoleModel for Scripted {
 
     fn complete(&mut self, req: &RoleRequest<'_>) -> Result<String, String> {
         match req.role {
-            Role::Tooling if self.prose_tool => Ok("Here is a nice tool for you.".into()),
+            Role::Tooling if self.prose_tool => Ok("Makes a folder where the docs are.".into()),
+            Role::Tooling if self.empty_tool => Ok("  ".into()),
             Role::Reasoning => {
                 let hints = req.messages[0]
                     .content
@@ -138,6 +140,7 @@ fn critic_hint_repairs_a_wrong_answer() {
         hints_needed: 2,
         prose_tool: false,
         garbage: false,
+        empty_tool: false,
     };
     let mut counts = RoleCounts::new();
     let out = run_round(&mut model, &ctx, &input(&entry, 3), &mut counts)
@@ -167,6 +170,7 @@ fn rounds_failing_k_max_times_are_rejected() {
         hints_needed: 5,
         prose_tool: false,
         garbage: false,
+        empty_tool: false,
     };
     let r = run_round(&mut model, &ctx, &input(&entry, 2), &mut counts).unwrap();
     assert_eq!(r.unwrap_err(), ChainReject::ChainFailed);
@@ -175,6 +179,7 @@ fn rounds_failing_k_max_times_are_rejected() {
         hints_needed: 1,
         prose_tool: false,
         garbage: true,
+        empty_tool: false,
     };
     let mut counts = RoleCounts::new();
     let out = run_round(&mut model, &ctx, &input(&entry, 2), &mut counts)
@@ -182,10 +187,26 @@ fn rounds_failing_k_max_times_are_rejected() {
         .unwrap();
     assert_eq!(out.attempts, 2);
     assert!(out.hints[0].contains("neither"), "{}", out.hints[0]);
+    // Prose from A_T describes the trace's tool; an empty reply is rejected.
     let mut model = Scripted {
         hints_needed: 0,
         prose_tool: true,
         garbage: false,
+        empty_tool: false,
+    };
+    let out = run_round(&mut model, &ctx, &input(&entry, 2), &mut RoleCounts::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.advanced_tool["name"], "mkdir_adv");
+    assert_eq!(
+        out.advanced_tool["description"],
+        "Makes a folder where the docs are."
+    );
+    let mut model = Scripted {
+        hints_needed: 0,
+        prose_tool: false,
+        garbage: false,
+        empty_tool: true,
     };
     let r = run_round(&mut model, &ctx, &input(&entry, 2), &mut RoleCounts::new()).unwrap();
     assert_eq!(r.unwrap_err(), ChainReject::BadAdvancedTool);

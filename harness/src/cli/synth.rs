@@ -56,6 +56,12 @@ pub struct SynthArgs {
     /// Probability that a later round's query lacks a parameter (BFCL's missing parameter).
     #[arg(long, default_value_t = 0.1)]
     pub miss_param: f64,
+    /// Attempts (a new scenario each) at one sample before the run fails.
+    #[arg(long, default_value_t = 12)]
+    pub attempts: usize,
+    /// Target tools tried for one round before a sample attempt is given up.
+    #[arg(long, default_value_t = 8)]
+    pub round_tries: usize,
 }
 
 /// Runs `supo synth`.
@@ -68,6 +74,8 @@ pub fn run(args: &SynthArgs) -> Result<(), CliError> {
         k_max: args.k_max,
         miss_func: args.miss_func,
         miss_param: args.miss_param,
+        attempts: args.attempts,
+        round_tries: args.round_tries,
     };
     options.validate().map_err(CliError::Input)?;
     let mut model: Box<dyn RoleModel> = match args.mode {

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::roles::{prompts, Message, Role, RoleModel, RoleRequest, RoundContext};
+use super::roles::{
+    prompts, template_advanced_tool, Message, Role, RoleModel, RoleRequest, RoundContext,
+};
 use crate::bfcl::checker::{check_entry, CheckEntry, Verdict, ADDITIONAL_FUNCTION_PROMPT};
 use crate::bfcl::parse::{parse_expr, Call, Expr};
 use crate::bfcl::replay::Executor;
@@ -80,8 +82,10 @@ pub struct RoundOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChainReject {
-    /// `A_T`'s reply is not a JSON tool with a name and a description.
+    /// `A_T`'s reply is empty.
     BadAdvancedTool,
+    /// `A_Q`'s reply is empty.
+    EmptyQuery,
     /// `A_Q`'s query names the value it had to leave out.
     QueryLeaksWithheld,
     /// `A_R` failed `K_max` times.
@@ -93,6 +97,7 @@ impl ChainReject {
     pub fn as_str(self) -> &'static str {
         match self {
             ChainReject::BadAdvancedTool => "bad_advanced_tool",
+            ChainReject::EmptyQuery => "empty_query",
             ChainReject::QueryLeaksWithheld => "query_leaks_withheld_param",
             ChainReject::ChainFailed => "chain_failed",
         }
@@ -237,13 +242,20 @@ pub fn run_round(
         verdict: None,
     };
     let tool_text = ask(model, counts, &req(Role::Tooling, prompts::tooling(ctx)))?;
+    // A JSON tool is taken as is; prose is taken as the description of the tool the trace
+    // defines (name and parameters from the trace).
     let advanced_tool: serde_json::Value = match serde_json::from_str(tool_text.trim()) {
         Ok(v @ serde_json::Value::Object(_))
             if v["name"].is_string() && v["description"].is_string() =>
         {
             v
         }
-        _ => return Ok(Err(ChainReject::BadAdvancedTool)),
+        _ if tool_text.trim().is_empty() => return Ok(Err(ChainReject::BadAdvancedTool)),
+        _ => {
+            let mut v = template_advanced_tool(ctx);
+            v["description"] = serde_json::Value::String(tool_text.trim().to_string());
+            v
+        }
     };
     let advanced = advanced_tool.to_string();
     let query = ask(
@@ -253,6 +265,9 @@ pub fn run_round(
     )?
     .trim()
     .to_string();
+    if query.is_empty() {
+        return Ok(Err(ChainReject::EmptyQuery));
+    }
     if let Some((_, v)) = &ctx.withheld {
         if query.contains(&v.py_str()) {
             return Ok(Err(ChainReject::QueryLeaksWithheld));

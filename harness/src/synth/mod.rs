@@ -50,6 +50,10 @@ pub struct SynthOptions {
     pub miss_func: f64,
     /// Probability that a round after the first is a missing-parameter round.
     pub miss_param: f64,
+    /// Sample attempts (scenario drawn anew) before synthesis gives up on a sample.
+    pub attempts: usize,
+    /// Targets tried for one round before the sample attempt is abandoned.
+    pub round_tries: usize,
 }
 
 impl SynthOptions {
@@ -63,6 +67,9 @@ impl SynthOptions {
         }
         if self.k_max == 0 {
             return Err("--k-max must be at least 1".into());
+        }
+        if self.attempts == 0 || self.round_tries == 0 {
+            return Err("--attempts and --round-tries must be at least 1".into());
         }
         for (name, v) in [
             ("--noise", self.noise),
@@ -84,11 +91,6 @@ impl SynthOptions {
 pub fn sample_id(i: usize) -> String {
     format!("funreason_mt_{i}")
 }
-
-/// Sample attempts (new scenario, new targets) before synthesis gives up on one sample.
-const SAMPLE_ATTEMPTS: usize = 12;
-/// Targets tried for one round before the sample attempt is abandoned.
-const ROUND_TRIES: usize = 8;
 
 /// The shared, read-only inputs of a run: the graph, its depths and the scenarios.
 #[derive(Debug)]
@@ -208,7 +210,7 @@ impl Synthesizer {
         let mut rng = PyRandom::new(o.seed.wrapping_mul(1_000_003).wrapping_add(index as i64));
         let mut rejections: BTreeMap<String, usize> = BTreeMap::new();
         let mut counts = RoleCounts::new();
-        for _ in 0..SAMPLE_ATTEMPTS {
+        for _ in 0..o.attempts {
             let k = rng.choice(self.scenarios.len()).unwrap_or(0);
             let scenario = &self.scenarios[k];
             if let Some(s) = self.try_sample(
@@ -225,7 +227,9 @@ impl Synthesizer {
             *rejections.entry("sample_abandoned".into()).or_default() += 1;
         }
         Err(format!(
-            "no sample {index} after {SAMPLE_ATTEMPTS} attempts (rejections: {rejections:?})"
+            "no sample {index} after {} attempts (rejections: {rejections:?}; role requests: \
+             {counts:?})",
+            o.attempts
         ))
     }
 
@@ -258,7 +262,7 @@ impl Synthesizer {
             let wants_param =
                 r > 0 && !variant_used && !wants_func && u < o.miss_func + o.miss_param;
             let mut done = false;
-            for _ in 0..ROUND_TRIES {
+            for _ in 0..o.round_tries {
                 let Some(target) = self.choose_target(&state, coverage, &targeted, wants_func, rng)
                 else {
                     break;
