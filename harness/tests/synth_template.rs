@@ -173,6 +173,44 @@ fn template_samples_replay_and_pass_the_checker() {
     );
     eprintln!("synth: {SAMPLES} samples, {calls} calls, {variants} missing-function samples");
 
+    // The environment–API graph, exported: the paper's example edges and the preconditions.
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("graph.json")).unwrap()).unwrap();
+    assert_eq!(graph["nodes"].as_array().map(Vec::len), Some(128));
+    let has = |from: &str, to: &str, kind: &str| {
+        graph["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["from"] == from && e["to"] == to && e["kind"] == kind)
+    };
+    assert!(has(
+        "VehicleControlAPI.get_zipcode_based_on_city",
+        "VehicleControlAPI.estimate_distance",
+        "data"
+    ));
+    assert!(has("GorillaFileSystem.ls", "GorillaFileSystem.cat", "data"));
+    assert!(has(
+        "TravelAPI.authenticate_travel",
+        "TravelAPI.book_flight",
+        "data"
+    ));
+    assert!(has(
+        "TicketAPI.ticket_login",
+        "TicketAPI.create_ticket",
+        "state"
+    ));
+    assert!(!has("GorillaFileSystem.ls", "TwitterAPI.get_tweet", "data"));
+    let used: u64 = graph["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["observed"].as_u64().unwrap())
+        .sum();
+    assert!(used > 0);
+    let dot = std::fs::read_to_string(dir.join("graph.dot")).unwrap();
+    assert!(dot.starts_with("digraph api_graph {") && dot.trim_end().ends_with('}'));
+
     // `supo bfcl replay` reads the replay file as is.
     let replayed = dir.join("replayed.jsonl");
     let out = Command::new(env!("CARGO_BIN_EXE_supo"))
