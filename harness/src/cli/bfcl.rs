@@ -15,6 +15,9 @@ pub enum BfclCommand {
     /// Replays entries `{id, involved_classes, initial_config, long_context, turns}` (JSONL)
     /// and writes `{id, results, states}` per entry (JSONL).
     Replay(ReplayArgs),
+    /// Evaluates a served model on a BFCL multi-turn category, with or without SUPO's context
+    /// management: per-entry verdicts (JSONL) and a summary table.
+    Eval(Box<super::rollout::EvalArgs>),
 }
 
 /// Arguments of `supo bfcl replay`.
@@ -32,6 +35,7 @@ pub struct ReplayArgs {
 pub fn run(cmd: &BfclCommand) -> Result<(), CliError> {
     match cmd {
         BfclCommand::Replay(args) => run_replay(args),
+        BfclCommand::Eval(args) => super::rollout::run_eval(args),
     }
 }
 

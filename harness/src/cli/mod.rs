@@ -8,6 +8,9 @@ pub mod bench;
 pub mod bfcl;
 pub mod loss;
 pub mod synth;
+pub mod rollout;
+pub mod serve;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +37,15 @@ pub enum Command {
     Bfcl(bfcl::BfclCommand),
     /// FunReason-MT data synthesis on the BFCL environments.
     Synth(synth::SynthArgs),
+    /// Agent rollouts on BFCL entries against an OpenAI-compatible server, exported as
+    /// training rows (one per summary segment).
+    Rollout(Box<rollout::RolloutArgs>),
+    /// Serves the built-in policy on the OpenAI-compatible chat-completions API, with
+    /// log-probs and token ids.
+    Serve(serve::ServeArgs),
+    /// SUPO and the GRPO baselines on the built-in model and the ledger task: report, learning
+    /// curves and checkpoints.
+    Train(train::TrainArgs),
 }
 
 /// A failure of a subcommand, with the exit code it maps to.
@@ -81,5 +93,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Bfcl(cmd) => bfcl::run(&cmd),
         Command::Synth(args) => synth::run(&args),
+        Command::Rollout(args) => rollout::run_rollout(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }

@@ -5,6 +5,8 @@
 //! `supo serve` serves. What they share is the token-level interface below: a [`Tokenizer`]
 //! between text and token ids, and a [`TokenModel`] that samples tokens with their log-probs.
 
+pub mod builtin;
+
 use std::fmt;
 
 /// Text ⇄ token ids.
@@ -73,3 +75,8 @@ pub trait TokenModel: Send + Sync {
     /// Samples a continuation of `prompt`.
     fn generate(&self, prompt: &[u32], params: &SamplingParams) -> Result<Generation, ModelError>;
 }
+
+pub mod http;
+pub mod local;
+pub mod server;
+pub mod toolcall;
