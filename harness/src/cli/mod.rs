@@ -7,9 +7,9 @@ pub mod backend;
 pub mod bench;
 pub mod bfcl;
 pub mod loss;
-pub mod synth;
 pub mod rollout;
 pub mod serve;
+pub mod synth;
 pub mod train;
 
 use clap::{Parser, Subcommand};

@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 
 use super::CliError;
+use crate::synth::llm::LlmModel;
 use crate::synth::output::OutputDir;
 use crate::synth::roles::{RoleModel, TemplateModel};
 use crate::synth::{SynthOptions, Synthesizer};
@@ -38,6 +39,15 @@ pub struct SynthArgs {
     /// The OpenAI-compatible server of `--mode llm` (`http://127.0.0.1:8000/v1`).
     #[arg(long)]
     pub base_url: Option<String>,
+    /// The model name sent to the server (`--mode llm`).
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// The most tokens of one role reply (`--mode llm`).
+    #[arg(long, default_value_t = 1024)]
+    pub max_tokens: usize,
+    /// The sampling temperature of the roles (`--mode llm`).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
     /// Rounds (target tools, user turns) per sample.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
@@ -81,12 +91,23 @@ pub fn run(args: &SynthArgs) -> Result<(), CliError> {
     let mut model: Box<dyn RoleModel> = match args.mode {
         Mode::Template => Box::new(TemplateModel),
         Mode::Llm => {
-            return Err(CliError::Input(match &args.base_url {
-                None => "--mode llm needs --base-url".to_string(),
-                Some(_) => "--mode llm is not available in this build yet: it needs the \
-                            OpenAI-compatible client (policy::http)"
-                    .to_string(),
-            }))
+            let url = args
+                .base_url
+                .as_deref()
+                .ok_or_else(|| CliError::Input("--mode llm needs --base-url".to_string()))?;
+            if args.max_tokens == 0 {
+                return Err(CliError::Input("--max-tokens must be at least 1".into()));
+            }
+            Box::new(
+                LlmModel::new(
+                    url,
+                    &args.model,
+                    args.seed,
+                    args.max_tokens,
+                    args.temperature,
+                )
+                .map_err(CliError::Input)?,
+            )
         }
     };
     let synth = Synthesizer::from_bfcl(options.clone()).map_err(CliError::Input)?;

@@ -3,8 +3,8 @@
 //! 1. the environment–API graph ([`graph`]),
 //! 2. directed sampling toward a target tool on live instances ([`sampler`]),
 //! 3. advanced tool–query synthesis and 4. the guided iterative chain ([`chain`]) through the
-//!    four roles ([`roles`]: an LLM over an OpenAI-compatible server, or the labelled offline
-//!    templates),
+//!    four roles ([`roles`]: an LLM over an OpenAI-compatible server ([`llm`]), or the labelled
+//!    offline templates),
 //! 5. multi-turn samples (rounds with state carried over, BFCL's missing-function and
 //!    missing-parameter variants), and
 //! 6. resumable output in OpenAI chat and BFCL formats with a statistics report ([`output`]).
@@ -15,6 +15,7 @@
 
 pub mod chain;
 pub mod graph;
+pub mod llm;
 pub mod output;
 pub mod roles;
 pub mod sampler;
