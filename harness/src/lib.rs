@@ -2,9 +2,9 @@
 //!
 //! Everything around the core that touches the outside world: the `supo` command-line tool and
 //! its subcommands ([`cli`]), the BFCL-compatible multi-turn tool environments, their replay and
-//! BFCL's multi-turn checker ([`bfcl`]), and — as their issues land — FunReason-MT data
-//! synthesis, agent rollouts over OpenAI-compatible LLM servers, the built-in trainable policy,
-//! SUPO training and BFCL evaluation.
+//! BFCL's multi-turn checker ([`bfcl`]), FunReason-MT data synthesis ([`synth`]), and — as
+//! their issues land — agent rollouts over OpenAI-compatible LLM servers, the built-in
+//! trainable policy, SUPO training and BFCL evaluation.
 
 #![warn(missing_docs)]
 
@@ -14,4 +14,5 @@ pub mod cli;
 pub mod io;
 pub mod ledger;
 pub mod policy;
+pub mod synth;
 pub mod train;

@@ -9,6 +9,7 @@ pub mod bfcl;
 pub mod loss;
 pub mod rollout;
 pub mod serve;
+pub mod synth;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ pub enum Command {
     /// BFCL multi-turn tools (`supo bfcl replay`).
     #[command(subcommand)]
     Bfcl(bfcl::BfclCommand),
+    /// FunReason-MT data synthesis on the BFCL environments.
+    Synth(synth::SynthArgs),
     /// Agent rollouts on BFCL entries against an OpenAI-compatible server, exported as
     /// training rows (one per summary segment).
     Rollout(Box<rollout::RolloutArgs>),
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Loss(args) => loss::run(&args),
         Command::Bench(cmd) => bench::run(&cmd),
         Command::Bfcl(cmd) => bfcl::run(&cmd),
+        Command::Synth(args) => synth::run(&args),
         Command::Rollout(args) => rollout::run_rollout(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Train(args) => train::run(&args),
