@@ -2,15 +2,19 @@
 //!
 //! A ledger has `N` pages of `F` facts each; a fact is two tokens `k⟨i⟩ v⟨j⟩` (key `i` has
 //! value `j`), and every key appears at most once. The task asks for the values of `M` keys
-//! (`find k3 k17 p6 <eom>`: two keys, six pages). The agent reads pages with the tool call
-//! `read p⟨n⟩ <eom>` — the observation is the page's facts and `<eom>` — and ends with
-//! `answer k3 v5 k17 v0 <eom>`. The reward is the share of queried facts answered right, in
+//! (`find k3 k17 p6 <eom>`: two keys; the ledger starts at page 6). The agent reads pages with
+//! the tool call `read p⟨n⟩ <eom>`; the observation is the page's facts and the id of the next
+//! page, or `end` on the last (`k8 v1 k3 v5 k30 v2 p19 <eom>`). Page ids are a random
+//! permutation, so the only way through the ledger is to follow it — each call's argument comes
+//! from the previous call's output. The agent ends with `answer k3 v5 k17 v0 <eom>`. The reward is the share of queried facts answered right, in
 //! order, so it is verifiable; an episode succeeds when all are right.
 //!
-//! The queried keys sit on random pages, so the agent must read every page; with `N` large
-//! the whole ledger cannot fit in a working context `W`, and an agent that summarizes must
-//! learn *which* facts to carry in its summaries (`p4 k3 v5 k9 v1 k17 v0 <eom>`: where it is,
-//! and the facts it keeps). Difficulty is the page count.
+//! The queried facts are spread over the ledger: the `i`-th of `M` sits on a random page of the
+//! `i`-th `M`-th of the pages, except the last, which sits on the last page. So the answer needs
+//! facts from both ends of the ledger and an agent must read it all; with `N` large the whole
+//! ledger cannot fit in a working context `W`, and an agent that summarizes must learn *which*
+//! facts to carry in its summaries (`p19 k3 v5 k9 v1 k17 v0 <eom>`: the page to read next, and
+//! the facts it keeps). Difficulty is the page count.
 //!
 //! Tokens are words; [`LedgerVocab`] lists them. Everything here is deterministic given a seed.
 
@@ -103,8 +107,10 @@ pub mod token {
     pub const ERROR: u32 = 7;
     /// Chat role markers (for serving over a chat API).
     pub const ROLES: [u32; 4] = [8, 9, 10, 11];
+    /// "No next page": the end of the ledger.
+    pub const END: u32 = 12;
     /// The number of fixed words.
-    pub const FIXED: u32 = 12;
+    pub const FIXED: u32 = 13;
 }
 
 const FIXED_WORDS: [&str; token::FIXED as usize] = [
@@ -120,6 +126,7 @@ const FIXED_WORDS: [&str; token::FIXED as usize] = [
     "<user>",
     "<assistant>",
     "<tool>",
+    "end",
 ];
 
 impl LedgerVocab {
@@ -201,8 +208,10 @@ impl LedgerVocab {
 pub struct LedgerTask {
     /// A name, unique within a split (used as the GRPO group).
     pub id: String,
-    /// `pages[p][i] = (key, value)`.
+    /// `pages[p][i] = (key, value)`, in reading order.
     pub pages: Vec<Vec<(usize, usize)>>,
+    /// The id of each page (`ids[p]` of `pages[p]`, 1-based): a random permutation.
+    pub ids: Vec<usize>,
     /// The keys asked for, in answer order.
     pub query: Vec<usize>,
 }
@@ -227,13 +236,32 @@ impl LedgerTask {
             .chunks(config.facts_per_page)
             .map(|c| c.to_vec())
             .collect();
-        let query = facts
-            .choose_multiple(rng, config.queried)
-            .map(|&(k, _)| k)
-            .collect();
+        let mut query: Vec<usize> = Vec::with_capacity(config.queried);
+        for i in 0..config.queried {
+            let page = if i + 1 == config.queried {
+                pages - 1
+            } else {
+                let lo = i * pages / config.queried;
+                rng.random_range(lo..((i + 1) * pages / config.queried).max(lo + 1))
+            };
+            let free: Vec<usize> = pages_v[page]
+                .iter()
+                .map(|f| f.0)
+                .filter(|k| !query.contains(k))
+                .collect();
+            query.push(
+                *free
+                    .choose(rng)
+                    .expect("a page holds more facts than are queried"),
+            );
+        }
+        let mut ids: Vec<usize> = (1..=config.max_pages).collect();
+        ids.shuffle(rng);
+        ids.truncate(pages);
         Ok(LedgerTask {
             id,
             pages: pages_v,
+            ids,
             query,
         })
     }
@@ -243,11 +271,11 @@ impl LedgerTask {
         self.pages.iter().flatten().find(|f| f.0 == k).map(|f| f.1)
     }
 
-    /// The prompt: `find k… p⟨N⟩ <eom>`.
+    /// The prompt: `find k… p⟨first page⟩ <eom>`.
     pub fn prompt(&self, vocab: &LedgerVocab) -> Vec<u32> {
         let mut p = vec![token::FIND];
         p.extend(self.query.iter().map(|&k| vocab.key(k)));
-        p.push(vocab.page(self.pages.len()));
+        p.push(vocab.page(self.ids[0]));
         p.push(token::EOM);
         p
     }
@@ -274,17 +302,26 @@ impl LedgerTask {
     pub fn step(&self, vocab: &LedgerVocab, action: &[u32]) -> Step {
         match action {
             [token::ANSWER, facts @ ..] => Step::Answer(self.reward(vocab, facts)),
-            [token::READ, page] => match vocab.page_of(*page) {
-                Some(p) if p <= self.pages.len() => {
-                    let mut obs: Vec<u32> = self.pages[p - 1]
-                        .iter()
-                        .flat_map(|&(k, v)| vocab.fact(k, v))
-                        .collect();
-                    obs.push(token::EOM);
-                    Step::Observation(obs)
+            [token::READ, page] => {
+                let at = vocab
+                    .page_of(*page)
+                    .and_then(|id| self.ids.iter().position(|&i| i == id));
+                match at {
+                    Some(p) => {
+                        let mut obs: Vec<u32> = self.pages[p]
+                            .iter()
+                            .flat_map(|&(k, v)| vocab.fact(k, v))
+                            .collect();
+                        obs.push(match self.ids.get(p + 1) {
+                            Some(&next) => vocab.page(next),
+                            None => token::END,
+                        });
+                        obs.push(token::EOM);
+                        Step::Observation(obs)
+                    }
+                    None => Step::Observation(vec![token::ERROR, token::EOM]),
                 }
-                _ => Step::Observation(vec![token::ERROR, token::EOM]),
-            },
+            }
             _ => Step::Observation(vec![token::ERROR, token::EOM]),
         }
     }
@@ -371,15 +408,27 @@ mod tests {
         swapped.rotate_left(2);
         assert_eq!(t.reward(&v, &swapped), 0.0);
         assert_eq!(t.reward(&v, &ans[1..3]), 0.5);
-        match t.step(&v, &[token::READ, v.page(2)]) {
-            Step::Observation(o) => assert_eq!(o.len(), 7),
+        match t.step(&v, &[token::READ, v.page(t.ids[1])]) {
+            Step::Observation(o) => assert_eq!(o[6..], [v.page(t.ids[2]), token::EOM]),
             s => panic!("{s:?}"),
         }
+        assert!(matches!(
+            t.step(&v, &[token::READ, v.page(*t.ids.last().unwrap())]),
+            Step::Observation(o) if o[6] == token::END
+        ));
+        let unused = (1..=24).find(|i| !t.ids.contains(i)).unwrap();
         assert_eq!(
-            t.step(&v, &[token::READ, v.page(7)]),
+            t.step(&v, &[token::READ, v.page(unused)]),
             Step::Observation(vec![token::ERROR, token::EOM])
         );
         assert!(split(&c, "x", 2..=25, 3, 0).is_err());
+        // The last queried fact is on the last page, the first in the first half.
+        for t in split(&c, "y", 1..=12, 200, 3).unwrap() {
+            let page_of = |k: usize| t.pages.iter().position(|p| p.iter().any(|f| f.0 == k));
+            assert_eq!(page_of(t.query[1]), Some(t.pages.len() - 1));
+            assert!(page_of(t.query[0]).unwrap() < t.pages.len().div_ceil(2).max(1));
+            assert_ne!(t.query[0], t.query[1]);
+        }
         assert_eq!(split(&c, "x", 2..=5, 3, 9), split(&c, "x", 2..=5, 3, 9));
     }
 }

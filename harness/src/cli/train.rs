@@ -22,6 +22,9 @@ pub struct TrainArgs {
     /// Warm-start steps (overrides the preset's).
     #[arg(long)]
     pub warm_steps: Option<usize>,
+    /// Warm-start learning rate (overrides the preset's).
+    #[arg(long)]
+    pub warm_lr: Option<f32>,
     /// RL learning rate (overrides the preset's).
     #[arg(long)]
     pub rl_lr: Option<f32>,
@@ -44,6 +47,9 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     }
     if let Some(steps) = args.rl_steps {
         config.rl_steps = steps;
+    }
+    if let Some(lr) = args.warm_lr {
+        config.warm_lr = lr;
     }
     if let Some(lr) = args.rl_lr {
         config.rl_lr = lr;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use supo_core::backend::{Backend, LinearShape, TokenInputs};
 use supo_core::estimator::{EstimatorConfig, TrainingBatch};
-use supo_core::{CpuBackend, Trajectory};
+use supo_core::{CpuBackend, SummarySegment, Trajectory};
 
 use crate::policy::builtin::transformer::gemm;
 use crate::policy::builtin::{Packed, Transformer};
@@ -127,14 +127,13 @@ fn scatter(grad: &[f32], positions: &[usize], d: usize, tokens: usize) -> Vec<f3
     out
 }
 
-/// One supervised step: mean cross-entropy of the agent tokens of `trajectories`. Returns the
-/// loss before the step.
+/// One supervised step: mean cross-entropy of the agent tokens of `segments` (each trained as
+/// one row, prompt ⊕ response). Returns the loss before the step.
 pub fn supervised_step(
     model: &mut Transformer,
     opt: &mut AdamW,
-    trajectories: &[Trajectory],
+    segments: &[&SummarySegment],
 ) -> Result<f64, String> {
-    let segments: Vec<_> = trajectories.iter().flat_map(|t| &t.segments).collect();
     let responses: Vec<Vec<u32>> = segments.iter().map(|s| s.response()).collect();
     let masks: Vec<Vec<u8>> = segments.iter().map(|s| s.agent_mask()).collect();
     let rows = Rows::new(

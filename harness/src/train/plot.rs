@@ -60,6 +60,7 @@ pub fn learning_curves(report: &Report, path: &Path) -> Result<(), String> {
         chart
             .configure_mesh()
             .x_desc("RL step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("success (moving average of 5 steps)")
             .label_style((FONT, 14))
             .draw()

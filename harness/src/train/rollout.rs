@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use supo_core::context::{ContextConfig, Decision, TrajectoryBuilder};
-use supo_core::{FinishReason, Role, Trajectory, Turn};
+use supo_core::{FinishReason, Role, SummarySegment, Trajectory, Turn};
 
 use crate::ledger::{token, LedgerTask, LedgerVocab, Step};
 use crate::policy::builtin::{sample, KvCache, Transformer};
@@ -78,9 +78,9 @@ pub enum Actor<'a> {
         /// Softmax temperature.
         temperature: f32,
     },
-    /// The demonstrator: reads every page in order, answers from what it sees (guessing a
-    /// value it cannot see), and summarizes its progress plus facts chosen **uniformly at
-    /// random** from the context — the format of a summary, never which facts matter.
+    /// The demonstrator: follows the ledger page by page, answers from what it sees (guessing a
+    /// value it cannot see), and summarizes the page to read next plus facts chosen **uniformly
+    /// at random** from the context — the format of a summary, never which facts matter.
     Demonstrator,
 }
 
@@ -106,6 +106,11 @@ pub struct Episode {
     pub facts_visible: usize,
     /// Σ over summaries of those facts the summary kept.
     pub facts_kept: usize,
+    /// Each action whose pair was discarded (it crossed the threshold), as a one-turn segment
+    /// on the context it was taken in. Not part of the trajectory — SUPO never trains on it —
+    /// but the warm start learns from the demonstrator's that reading goes on when the
+    /// context is full.
+    pub discarded: Vec<SummarySegment>,
 }
 
 /// The model's side of an episode: a KV cache kept in step with the context.
@@ -159,18 +164,20 @@ impl ModelState<'_> {
     }
 }
 
-/// The last page read in `context` (a kept `read p⟨n⟩`, else a summary's progress), and the
-/// page count from the prompt.
-fn progress(vocab: &LedgerVocab, task: &LedgerTask, context: &[u32]) -> usize {
-    let mut last = 0;
+/// The page to read next according to `context`: the pointer that ends the last observation
+/// in it, else the progress at the head of the summary, else the prompt's first page; `None`
+/// once `end` was read.
+fn next_page(vocab: &LedgerVocab, task: &LedgerTask, context: &[u32]) -> Option<usize> {
+    let mut next = context
+        .get(1 + task.query.len())
+        .and_then(|&t| vocab.page_of(t));
     for w in context.windows(2) {
-        if w[0] == token::READ || w[0] == token::SUMMARY {
-            if let Some(p) = vocab.page_of(w[1]) {
-                last = p;
-            }
+        let pointer = w[1] == token::END || vocab.page_of(w[1]).is_some();
+        if pointer && (w[0] == token::SUMMARY || vocab.value_of(w[0]).is_some()) {
+            next = vocab.page_of(w[1]);
         }
     }
-    last.min(task.pages.len())
+    next
 }
 
 fn demonstrate(
@@ -181,10 +188,10 @@ fn demonstrate(
     rng: &mut ChaCha8Rng,
 ) -> Turn {
     let visible = vocab.facts_in(context);
-    let read = progress(vocab, task, context);
+    let next = next_page(vocab, task, context);
     let mut tokens = Vec::new();
     if summary {
-        tokens.push(vocab.page(read.max(1)));
+        tokens.push(next.map_or(token::END, |p| vocab.page(p)));
         let mut facts = visible.clone();
         facts.sort_unstable();
         facts.dedup();
@@ -195,8 +202,8 @@ fn demonstrate(
                 .take(SUMMARY_FACTS)
                 .flat_map(|(k, v)| vocab.fact(k, v)),
         );
-    } else if read < task.pages.len() {
-        tokens.extend([token::READ, vocab.page(read + 1)]);
+    } else if let Some(p) = next {
+        tokens.extend([token::READ, vocab.page(p)]);
     } else {
         tokens.push(token::ANSWER);
         for &k in &task.query {
@@ -277,9 +284,17 @@ pub fn run_episode(
                     Some(Step::Observation(o)) => o,
                     _ => vec![token::ERROR, token::EOM],
                 };
-                builder
+                let action = turn.clone();
+                let d = builder
                     .push_step(turn, Turn::other(Role::Tool, obs))
                     .map_err(|e| e.to_string())?;
+                if d == Decision::Summarize {
+                    ep.discarded.push(SummarySegment {
+                        prompt: context,
+                        turns: vec![action],
+                        summary_turn: None,
+                    });
+                }
             }
         }
     }
@@ -296,6 +311,7 @@ pub fn run_episode(
         generations: ep.generations,
         facts_visible: ep.facts_visible,
         facts_kept: ep.facts_kept,
+        discarded: ep.discarded,
     })
 }
 
@@ -307,6 +323,7 @@ struct Counts {
     generations: usize,
     facts_visible: usize,
     facts_kept: usize,
+    discarded: Vec<SummarySegment>,
 }
 
 /// Runs `(task, seed)` jobs in parallel; results in job order.

@@ -79,7 +79,7 @@ impl BuiltinModel {
             layers: 2,
             heads: 4,
             d_ff: 128,
-            max_positions: 192,
+            max_positions: 224,
         }
     }
 
