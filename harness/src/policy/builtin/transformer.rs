@@ -495,29 +495,12 @@ impl Transformer {
                 &mut grads[b.w1.clone()],
                 true,
             );
-            let mut d_h2 = vec![0.0; n * d];
-            gemm(
-                n,
-                f,
-                d,
-                &d_a,
-                false,
-                &p[b.w1.clone()],
-                true,
-                &mut d_h2,
-                false,
-            );
-            let d_mid = rms_norm_backward(
-                &t.x_mid,
-                &t.r2,
-                &p[b.norm2.clone()],
-                &d_h2,
-                &mut grads[b.norm2.clone()],
-                d,
-            );
-            for (a, b) in dx.iter_mut().zip(&d_mid) {
-                *a += b;
-            }
+            let norm2 = Norm {
+                x: &t.x_mid,
+                r: &t.r2,
+                g: &p[b.norm2.clone()],
+            };
+            norm2.linear_backward(&d_a, &p[b.w1.clone()], &mut grads[b.norm2.clone()], &mut dx);
             // Attention: x_mid = x + attention(h1)·Wo.
             let mut d_ctx = vec![0.0; n * d];
             gemm(
@@ -568,29 +551,17 @@ impl Transformer {
                 &mut grads[b.wqkv.clone()],
                 true,
             );
-            let mut d_h1 = vec![0.0; n * d];
-            gemm(
-                n,
-                3 * d,
-                d,
+            let norm1 = Norm {
+                x: &t.x,
+                r: &t.r1,
+                g: &p[b.norm1.clone()],
+            };
+            norm1.linear_backward(
                 &d_qkv,
-                false,
                 &p[b.wqkv.clone()],
-                true,
-                &mut d_h1,
-                false,
-            );
-            let d_x = rms_norm_backward(
-                &t.x,
-                &t.r1,
-                &p[b.norm1.clone()],
-                &d_h1,
                 &mut grads[b.norm1.clone()],
-                d,
+                &mut dx,
             );
-            for (a, b) in dx.iter_mut().zip(&d_x) {
-                *a += b;
-            }
         }
         for r in 0..tape.packed.rows() {
             let row = &tape.packed.tokens[tape.packed.row(r)];
@@ -931,6 +902,28 @@ fn rms_norm(x: &[f32], g: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
         rs.push(r);
     }
     (y, rs)
+}
+
+/// A normalized input as the forward pass kept it: `x`, its `r` and the gain `g`.
+struct Norm<'a> {
+    x: &'a [f32],
+    r: &'a [f32],
+    g: &'a [f32],
+}
+
+impl Norm<'_> {
+    /// The backward pass of `rms_norm(x)·W` (`W` is `[d, width]`) into the residual stream:
+    /// given `d_out = dL/d(rms_norm(x)·W)`, adds `dL/dx` to `dx` and `dL/dg` to `dg`.
+    fn linear_backward(&self, d_out: &[f32], w: &[f32], dg: &mut [f32], dx: &mut [f32]) {
+        let d = self.g.len();
+        let (n, width) = (self.r.len(), d_out.len() / self.r.len().max(1));
+        let mut d_h = vec![0.0; n * d];
+        gemm(n, width, d, d_out, false, w, true, &mut d_h, false);
+        let d_x = rms_norm_backward(self.x, self.r, self.g, &d_h, dg, d);
+        for (a, b) in dx.iter_mut().zip(&d_x) {
+            *a += b;
+        }
+    }
 }
 
 /// The backward pass of [`rms_norm`]: returns `dL/dx`, adds `dL/dg` to `dg`.
