@@ -460,7 +460,7 @@ fn warm_start(
         }
         let segments: Vec<_> = episodes
             .iter()
-            .flat_map(|e| e.trajectory.segments.iter().chain(&e.discarded))
+            .flat_map(|e| e.trajectory.segments.iter().chain(&e.counts.discarded))
             .collect();
         // Cosine decay to a tenth of the rate.
         let progress = step as f32 / c.warm_steps.max(1) as f32;

@@ -89,14 +89,26 @@ pub enum Actor<'a> {
 pub struct Episode {
     /// The trajectory, cut into summary segments.
     pub trajectory: Trajectory,
-    /// Whether every queried fact was answered right.
-    pub success: bool,
-    /// `read` calls made.
-    pub tool_calls: usize,
     /// Summaries written.
     pub summaries: usize,
     /// The largest working context.
     pub peak_context: usize,
+    /// What the episode counted as it went.
+    pub counts: EpisodeCounts,
+}
+
+impl Episode {
+    /// Whether every queried fact was answered right.
+    pub fn success(&self) -> bool {
+        self.trajectory.reward == 1.0
+    }
+}
+
+/// What [`run_episode`] counts as it goes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpisodeCounts {
+    /// `read` calls made.
+    pub tool_calls: usize,
     /// Σ over generations of the working context right after it, and the number of
     /// generations: their ratio is the mean working context.
     pub context_sum: usize,
@@ -243,7 +255,7 @@ pub fn run_episode(
     )
     .map_err(|e| e.to_string())?;
     let queried = task.queried_facts();
-    let mut ep = Counts::default();
+    let mut ep = EpisodeCounts::default();
     let mut reward = 0.0;
     while builder.manager().finished().is_none() {
         let context = builder.context();
@@ -303,27 +315,10 @@ pub fn run_episode(
         trajectory: builder
             .finish(task.id.clone(), reward, None)
             .map_err(|e| e.to_string())?,
-        success: reward == 1.0,
-        tool_calls: ep.tool_calls,
         summaries,
         peak_context,
-        context_sum: ep.context_sum,
-        generations: ep.generations,
-        facts_visible: ep.facts_visible,
-        facts_kept: ep.facts_kept,
-        discarded: ep.discarded,
+        counts: ep,
     })
-}
-
-/// What [`run_episode`] counts as it goes.
-#[derive(Default)]
-struct Counts {
-    tool_calls: usize,
-    context_sum: usize,
-    generations: usize,
-    facts_visible: usize,
-    facts_kept: usize,
-    discarded: Vec<SummarySegment>,
 }
 
 /// Runs `(task, seed)` jobs in parallel; results in job order.
@@ -363,17 +358,18 @@ impl EpisodeStats {
     pub fn of(episodes: &[Episode]) -> EpisodeStats {
         let n = episodes.len().max(1) as f64;
         let sum = |f: fn(&Episode) -> f64| episodes.iter().map(f).sum::<f64>();
-        let generations: usize = episodes.iter().map(|e| e.generations).sum();
-        let visible: usize = episodes.iter().map(|e| e.facts_visible).sum();
-        let kept: usize = episodes.iter().map(|e| e.facts_kept).sum();
+        let generations: usize = episodes.iter().map(|e| e.counts.generations).sum();
+        let visible: usize = episodes.iter().map(|e| e.counts.facts_visible).sum();
+        let kept: usize = episodes.iter().map(|e| e.counts.facts_kept).sum();
         EpisodeStats {
-            success: sum(|e| e.success as u8 as f64) / n,
+            success: sum(|e| e.success() as u8 as f64) / n,
             reward: sum(|e| e.trajectory.reward) / n,
-            mean_working_context: episodes.iter().map(|e| e.context_sum).sum::<usize>() as f64
+            mean_working_context: episodes.iter().map(|e| e.counts.context_sum).sum::<usize>()
+                as f64
                 / generations.max(1) as f64,
             peak_working_context: episodes.iter().map(|e| e.peak_context).max().unwrap_or(0),
             summaries_per_episode: sum(|e| e.summaries as f64) / n,
-            tool_calls_per_episode: sum(|e| e.tool_calls as f64) / n,
+            tool_calls_per_episode: sum(|e| e.counts.tool_calls as f64) / n,
             facts_kept: (visible > 0).then(|| kept as f64 / visible as f64),
         }
     }
