@@ -169,14 +169,15 @@ impl BuiltinModel {
 pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (u32, f32) {
     let t = if temperature > 0.0 { temperature } else { 1.0 };
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    let sum: f32 = logits.iter().map(|&x| ((x - max) / t).exp()).sum();
+    let weights: Vec<f32> = logits.iter().map(|&x| ((x - max) / t).exp()).collect();
+    let sum: f32 = weights.iter().sum();
     let log_z = sum.ln();
     let logp = |i: usize| (logits[i] - max) / t - log_z;
     let pick = if temperature > 0.0 {
         let mut u = rng.random::<f32>() * sum;
         let mut pick = logits.len() - 1;
-        for (i, &x) in logits.iter().enumerate() {
-            u -= ((x - max) / t).exp();
+        for (i, &w) in weights.iter().enumerate() {
+            u -= w;
             if u <= 0.0 {
                 pick = i;
                 break;
