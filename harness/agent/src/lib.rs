@@ -105,7 +105,7 @@ pub struct UserTurn {
 }
 
 /// How an episode ended, as the environment judges it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// The scalar reward.
     pub reward: f64,
@@ -189,7 +189,7 @@ pub struct AgentConfig {
 }
 
 /// Token counts around one generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GenerationRecord {
     /// Tokens of the working context the generation was asked for (local count).
     pub context_tokens: usize,
@@ -201,8 +201,8 @@ pub struct GenerationRecord {
     pub summary: bool,
 }
 
-/// One finished episode.
-#[derive(Debug, Clone, PartialEq)]
+/// One finished episode (serializable, so a run can journal it and resume).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rollout {
     /// The trajectory with its segments.
     pub trajectory: Trajectory,

@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod bench;
 pub mod bfcl;
+pub mod journal;
 pub mod loss;
 pub mod plot;
 pub mod rollout;

@@ -1,7 +1,9 @@
 //! `supo rollout` and `supo bfcl eval`: agent rollouts on BFCL multi-turn entries against an
 //! OpenAI-compatible server, with or without SUPO's context management; per-entry verdicts
 //! (JSONL), a summary table, and training rows (`--export`, JSONL). Output files are written
-//! whole and atomically once every rollout is done (a temporary file renamed over the target).
+//! whole and atomically once every rollout is done (a temporary file renamed over the target);
+//! meanwhile each finished rollout goes to a journal beside the first output
+//! (`OUTPUT.journal`, see [`crate::journal`]), from which `--resume` continues a killed run.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use supo_core::context::ContextConfig;
 use supo_core::estimator::EstimatorConfig;
 
 use super::CliError;
+use crate::journal::Journal;
 use supo_agent::bfcl::{load_category, BfclEnv};
 use supo_agent::export::training_rows;
 use supo_agent::http::{HttpConfig, HttpPolicy};
@@ -85,6 +88,10 @@ pub struct RunArgs {
     /// Where to write training rows (JSONL, one per summary segment).
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Continue an interrupted run from its journal (`OUTPUT.journal`): finished rollouts are
+    /// not run again, and the outputs are what an uninterrupted run writes.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Arguments of `supo bfcl eval`.
@@ -277,24 +284,73 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
     if let Some(k) = a.limit {
         entries.truncate(k);
     }
+    let journal_path = output
+        .or(a.export.as_deref())
+        .map(|p| {
+            let mut name = p.as_os_str().to_owned();
+            name.push(".journal");
+            PathBuf::from(name)
+        })
+        .ok_or_else(|| CliError::Input("nothing to write".into()))?;
+    let header = json!({
+        "supo": "rollout journal", "model": a.model, "category": a.category, "ids": a.ids,
+        "limit": a.limit, "working_context": a.working_context, "threshold": a.threshold,
+        "max_summaries": a.max_summaries, "max_steps": a.max_steps, "max_tokens": a.max_tokens,
+        "temperature": a.temperature, "seed": a.seed, "tool_format": a.tool_format.name(),
+        "samples": samples, "compare": compare, "export": a.export.is_some(),
+        "tokenizer": a.tokenizer.is_some(), "logprobs": !a.no_logprobs,
+    });
+    let (mut journal, journaled) = Journal::open(&journal_path, &header, a.resume)?;
+    if a.resume {
+        eprintln!(
+            "resuming from {}: {} rollouts already finished",
+            journal_path.display(),
+            journaled.len()
+        );
+    }
     let mut lines = Vec::new();
     let mut rows = Vec::new();
     let mut table = Vec::new();
     for (mode, config) in modes {
+        let mut results: Vec<Option<Result<Rollout, AgentError>>> = Vec::new();
+        for entry in journaled.iter().filter(|e| e["mode"] == mode.as_str()) {
+            let job = entry["job"].as_u64().unwrap_or(u64::MAX) as usize;
+            let result =
+                serde_json::from_value::<Rollout>(entry["rollout"].clone()).map_err(|e| {
+                    CliError::Input(format!("{}: bad entry: {e}", journal_path.display()))
+                })?;
+            if results.len() <= job {
+                results.resize_with(job + 1, || None);
+            }
+            results[job] = Some(Ok(result));
+        }
         let mut jobs = Vec::with_capacity(entries.len() * samples);
         let mut ids = Vec::with_capacity(entries.len() * samples);
+        let mut indices = Vec::with_capacity(entries.len() * samples);
         for entry in &entries {
             for s in 0..samples {
+                let index = ids.len();
+                ids.push((entry.id.clone(), s));
+                if results.get(index).is_some_and(Option::is_some) {
+                    continue;
+                }
                 let env = BfclEnv::new(entry.clone())
                     .map_err(|e| CliError::Input(format!("{}: {e}", entry.id)))?;
                 jobs.push(Job {
                     group: entry.id.clone(),
                     env,
-                    seed: a.seed + 1000 * jobs.len() as u64,
+                    seed: a.seed + 1000 * index as u64,
                 });
-                ids.push((entry.id.clone(), s));
+                indices.push(index);
             }
         }
+        if results.len() > ids.len() {
+            return Err(CliError::Input(format!(
+                "{} holds more rollouts than this run has",
+                journal_path.display()
+            )));
+        }
+        results.resize_with(ids.len(), || None);
         let bar = indicatif::ProgressBar::new(jobs.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -304,16 +360,42 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
         );
         bar.set_prefix(mode.clone());
         let start = Instant::now();
-        let mut passed = 0;
-        let results = run_all(policy.clone(), config, jobs, a.concurrency, |_, r| {
+        let mut passed = results
+            .iter()
+            .flatten()
+            .filter(|r| r.as_ref().is_ok_and(|r| r.outcome.reward > 0.0))
+            .count();
+        bar.set_position((ids.len() - jobs.len()) as u64);
+        let mut journal_error = None;
+        let fresh = run_all(policy.clone(), config, jobs, a.concurrency, |i, r| {
             if r.as_ref().is_ok_and(|r| r.outcome.reward > 0.0) {
                 passed += 1;
+            }
+            // Only clean episodes are journaled: a resumed run tries the failed ones again.
+            if let Some(rollout) = r.as_ref().ok().filter(|r| r.error.is_none()) {
+                let entry = json!({"mode": mode, "job": indices[i], "rollout": rollout});
+                if let Err(e) = journal.append(&entry) {
+                    journal_error.get_or_insert(e);
+                }
             }
             bar.set_message(format!("{passed} passed"));
             bar.inc(1);
         })
         .map_err(|e| CliError::Failure(e.to_string()))?;
         bar.finish_and_clear();
+        if let Some(e) = journal_error {
+            return Err(CliError::Failure(format!(
+                "cannot write the journal {}: {e}",
+                journal_path.display()
+            )));
+        }
+        for (i, r) in indices.into_iter().zip(fresh) {
+            results[i] = Some(r);
+        }
+        let results: Vec<Result<Rollout, AgentError>> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(AgentError("the rollout did not run".into()))))
+            .collect();
         if let Some(Err(e)) = results
             .first()
             .filter(|_| results.iter().all(|r| r.is_err()))
@@ -337,6 +419,7 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
     if let Some(path) = &a.export {
         write_jsonl(path, &rows)?;
     }
+    journal.finish()?;
     println!(
         "{:<28} {:<16} {:>8} {:>9} {:>12} {:>10} {:>10} {:>11} {:>7} {:>11}",
         "category",

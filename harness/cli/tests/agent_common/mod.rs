@@ -16,8 +16,13 @@ pub struct Server {
 impl Server {
     /// Starts `supo serve --port 0` with `extra` arguments and waits for its address.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_at(0, extra)
+    }
+
+    /// Starts `supo serve --port PORT` (0: a free one) and waits for its address.
+    pub fn start_at(port: u16, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_supo"))
-            .args(["serve", "--port", "0"])
+            .args(["serve", "--port", &port.to_string()])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -33,6 +38,24 @@ impl Server {
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
         Server { child, base_url }
+    }
+}
+
+impl Server {
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base_url
+            .trim_end_matches("/v1")
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the address")
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
