@@ -2,8 +2,10 @@
 //! as little-endian f32, written atomically.
 //!
 //! Layout: the 10 bytes `SUPO-CKPT\n`, the header's length as a little-endian u64, the header
-//! (UTF-8 JSON: `{"format": 1, "meta": …, "tensors": [{"name": …, "len": …}]}`), then each
-//! tensor's values in table order.
+//! (UTF-8 JSON: `{"format": 2, "meta": …, "tensors": [{"name": …, "len": …}]}`), each
+//! tensor's values in table order, then the CRC-32 of everything before it (little-endian), so
+//! a damaged file — cut short or with a flipped bit anywhere — is an error, not other weights.
+//! Format 1 files (no checksum) are still read.
 
 use std::path::Path;
 
@@ -12,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use supo_core::fs::write_atomic;
 
 const MAGIC: &[u8; 10] = b"SUPO-CKPT\n";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+/// The first format, without the trailing checksum.
+const FORMAT_UNCHECKED: u32 = 1;
 
 /// Named f32 tensors with JSON metadata.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -76,6 +80,8 @@ impl Checkpoint {
                 out.extend_from_slice(&x.to_le_bytes());
             }
         }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
@@ -95,11 +101,26 @@ impl Checkpoint {
         let (header, mut data) = rest.split_at(len);
         let header: Header = serde_json::from_slice(header)
             .map_err(|e| format!("the checkpoint header is not valid: {e}"))?;
-        if header.format != FORMAT {
-            return Err(format!(
-                "checkpoint format {} is not supported (this build reads {FORMAT})",
-                header.format
-            ));
+        match header.format {
+            FORMAT => {
+                let body = bytes.len().checked_sub(4).ok_or("truncated checkpoint")?;
+                let stored = u32::from_le_bytes(bytes[body..].try_into().expect("4 bytes"));
+                if data.len() < 4 || crc32fast::hash(&bytes[..body]) != stored {
+                    return Err(
+                        "damaged checkpoint: its checksum does not match (the file was \
+                                cut short or changed)"
+                            .into(),
+                    );
+                }
+                data = &data[..data.len() - 4];
+            }
+            FORMAT_UNCHECKED => {}
+            other => {
+                return Err(format!(
+                    "checkpoint format {other} is not supported (this build reads \
+                     {FORMAT_UNCHECKED} and {FORMAT})"
+                ))
+            }
         }
         let mut tensors = Vec::with_capacity(header.tensors.len());
         for t in header.tensors {
@@ -160,5 +181,26 @@ mod tests {
         let mut extra = bytes.clone();
         extra.push(0);
         assert!(Checkpoint::from_bytes(&extra).is_err());
+        // A flipped bit anywhere is caught (the checksum), never read as other weights.
+        for pos in 0..bytes.len() {
+            for bit in [0x01, 0x10, 0x80] {
+                let mut flipped = bytes.clone();
+                flipped[pos] ^= bit;
+                assert!(
+                    Checkpoint::from_bytes(&flipped).is_err(),
+                    "byte {pos} bit {bit:#x}"
+                );
+            }
+        }
+        // A format-1 file (no checksum) is still read.
+        let header = br#"{"format":1,"meta":null,"tensors":[{"name":"a","len":1}]}"#;
+        let mut old = MAGIC.to_vec();
+        old.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        old.extend_from_slice(header);
+        old.extend_from_slice(&1.5f32.to_le_bytes());
+        assert_eq!(
+            Checkpoint::from_bytes(&old).unwrap().tensor("a"),
+            Some(&[1.5][..])
+        );
     }
 }
