@@ -168,17 +168,18 @@ extern "C" __global__ void row_stats_bf16(const bf16_t* logits, i64 vocab, const
     row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);
 }
 
-// Loss settings, laid out like `LossParams` in `src/ops.rs` (nine 4-byte fields).
+// Loss settings, laid out like `supo_core::backend::host::LossKernelParams` (nine 4-byte
+// fields).
 struct LossParams {
     float inv_temp;
     float ratio_min;
     float ratio_max;
     float dual_clip;
-    int has_dual;
+    u32 has_dual;
     float kl_coef;
-    int kl_type; // 0 = k1, 1 = k2, 2 = low_var_kl
+    u32 kl_type; // 0 = k1, 1 = k2, 2 = low_var_kl
     float entropy_coef;
-    int has_ref;
+    u32 has_ref;
 };
 
 // Per-token terms (`supo_core::estimator::surrogate::TokenTerms`).
@@ -204,7 +205,7 @@ __device__ __forceinline__ float d_max(float a, float b, float da, float db) {
 }
 
 // `surrogate::kl_term`: a KL estimate and its derivative with respect to log pi.
-__device__ __forceinline__ void kl_term(float logp, float ref_logp, int kl_type, float* kl,
+__device__ __forceinline__ void kl_term(float logp, float ref_logp, u32 kl_type, float* kl,
                                         float* d_kl) {
     if (kl_type == 0) {
         *kl = logp - ref_logp;

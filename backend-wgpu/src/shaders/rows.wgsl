@@ -34,7 +34,7 @@ struct Params {
     elem0: u32,       // element offset of row0's first logit in the bound logits window
     _pad0: u32,
     _pad1: u32,
-    has_ref: u32,
+    // The loss settings, laid out like `supo_core::backend::host::LossKernelParams`.
     inv_temp: f32,
     ratio_min: f32,
     ratio_max: f32,
@@ -43,6 +43,7 @@ struct Params {
     kl_coef: f32,
     kl_type: u32,     // 0: k1, 1: k2, 2: low_var_kl
     entropy_coef: f32,
+    has_ref: u32,
 }
 
 // Per-row results of the fused loss (10 words; read back and reduced on the host).
