@@ -6,19 +6,16 @@ use cudarc::driver::{
 use supo_core::backend::host::{
     bad_logits_row, check_group_ids, check_group_lengths, check_linear_loss_args,
     check_logprob_inputs, check_policy_loss_args, check_token_values, index_out_of_range,
-    non_finite_reward, reduce_rows, row_chunks, target_out_of_range, LossKernelParams, RowLoss,
+    non_finite_reward, reduce_rows, row_chunks, target_out_of_range, LossKernelParams,
 };
 use supo_core::backend::{GroupAdvantageConfig, LinearLossOutput, TokenInputs, TokenLogProbs};
 use supo_core::estimator::LossConfig;
 use supo_core::{Backend, Element, Error, LinearShape, LogitsShape, LossReport, Result, Scalar};
 
+use crate::abi::{row_losses, ROW_RECORD};
 use crate::buffer::CudaBuffer;
 use crate::device::{device_error, element_index, launch_config, stride_blocks, THREADS};
 use crate::CudaBackend;
-
-/// Floats per row in the record `policy_rows_*` writes (`ROW_RECORD` in `kernels/rows.cu`):
-/// weight, pg, kl, entropy, approx_kl, clipped, clipped_lower, finite.
-const ROW_RECORD: usize = 8;
 
 /// Largest grid dimension y of a launch (the matmul's row tiles).
 const MAX_GRID_Y: usize = 65_535;
@@ -39,21 +36,6 @@ impl LossParams {
     fn new(config: &LossConfig, has_ref: bool) -> Self {
         LossParams(LossKernelParams::new(config, has_ref))
     }
-}
-
-/// The per-row records of the row kernels (`ROW_RECORD` floats each) as [`RowLoss`]es, for the
-/// reduction every backend shares.
-fn row_losses(records: &[f32]) -> impl Iterator<Item = RowLoss> + '_ {
-    records.chunks_exact(ROW_RECORD).map(|rec| RowLoss {
-        weight: rec[0],
-        usable: rec[7] != 0.0,
-        pg: rec[1],
-        kl: rec[2],
-        entropy: rec[3],
-        approx_kl: rec[4],
-        clipped: rec[5] != 0.0,
-        clipped_lower: rec[6] != 0.0,
-    })
 }
 
 /// A grid of one block per row, for `rows > 0` rows.

@@ -271,7 +271,7 @@ __device__ __forceinline__ Terms token_terms(float logp, float old_logp, float r
     return t;
 }
 
-// Floats per row in the `rows_out` record the host reduces (see `RowRecord` in src/ops.rs):
+// Floats per row in the `rows_out` record the host reduces (`ROW_RECORD` in src/abi.rs):
 // weight, pg, kl, entropy, approx_kl, clipped, clipped_lower, finite.
 #define ROW_RECORD 8
 
