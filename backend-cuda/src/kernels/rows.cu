@@ -155,18 +155,13 @@ __device__ void row_stats_impl(const T* logits, i64 vocab, const u32* targets, f
     }
 }
 
-extern "C" __global__ void row_stats_f32(const float* logits, i64 vocab, const u32* targets,
-                                         float inv_temp, float* logp, float* entropy) {
-    row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);
-}
-extern "C" __global__ void row_stats_f16(const f16_t* logits, i64 vocab, const u32* targets,
-                                         float inv_temp, float* logp, float* entropy) {
-    row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);
-}
-extern "C" __global__ void row_stats_bf16(const bf16_t* logits, i64 vocab, const u32* targets,
-                                          float inv_temp, float* logp, float* entropy) {
-    row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);
-}
+#define SUPO_ROW_STATS(SUFFIX, T)                                                            \
+    extern "C" __global__ void row_stats_##SUFFIX(const T* logits, i64 vocab,                \
+                                                  const u32* targets, float inv_temp,        \
+                                                  float* logp, float* entropy) {             \
+        row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);                     \
+    }
+SUPO_FOR_EACH_ELEM(SUPO_ROW_STATS)
 
 // Loss settings, laid out like `supo_core::backend::host::LossKernelParams` (nine 4-byte
 // fields).
@@ -339,27 +334,12 @@ __device__ void policy_rows_impl(T* logits, i64 vocab, u64 row0, const u32* targ
     }
 }
 
-extern "C" __global__ void policy_rows_f32(float* logits, i64 vocab, u64 row0,
-                                           const u32* targets, const float* old_logp,
-                                           const float* ref_logp, const float* advantages,
-                                           const float* weights, LossParams p,
-                                           float* rows_out) {
-    policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages, weights, p,
-                     rows_out);
-}
-extern "C" __global__ void policy_rows_f16(f16_t* logits, i64 vocab, u64 row0,
-                                           const u32* targets, const float* old_logp,
-                                           const float* ref_logp, const float* advantages,
-                                           const float* weights, LossParams p,
-                                           float* rows_out) {
-    policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages, weights, p,
-                     rows_out);
-}
-extern "C" __global__ void policy_rows_bf16(bf16_t* logits, i64 vocab, u64 row0,
-                                            const u32* targets, const float* old_logp,
-                                            const float* ref_logp, const float* advantages,
-                                            const float* weights, LossParams p,
-                                            float* rows_out) {
-    policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages, weights, p,
-                     rows_out);
-}
+#define SUPO_POLICY_ROWS(SUFFIX, T)                                                          \
+    extern "C" __global__ void policy_rows_##SUFFIX(                                         \
+        T* logits, i64 vocab, u64 row0, const u32* targets, const float* old_logp,           \
+        const float* ref_logp, const float* advantages, const float* weights, LossParams p,  \
+        float* rows_out) {                                                                   \
+        policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages,       \
+                         weights, p, rows_out);                                              \
+    }
+SUPO_FOR_EACH_ELEM(SUPO_POLICY_ROWS)
