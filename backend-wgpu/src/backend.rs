@@ -1,7 +1,6 @@
 //! [`WgpuBackend`]: the [`Backend`] operations as dispatches of the WGSL kernels.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::mem::size_of;
 
 use bytemuck::{Pod, Zeroable};
@@ -246,6 +245,11 @@ impl WgpuBackend {
             )));
         }
         Ok(())
+    }
+
+    /// A new f32 buffer of `len` elements.
+    fn alloc_f32(&self, len: usize) -> Result<WgpuBuffer<f32>> {
+        Ok(WgpuBuffer::new(self.gpu.storage(len as u64 * 4)?, len))
     }
 
     /// A status buffer holding `init`.
@@ -535,11 +539,10 @@ impl Backend for WgpuBackend {
     fn upload<T: Scalar>(&self, data: &[T]) -> Result<WgpuBuffer<T>> {
         let _serial = self.gpu.serial();
         self.gpu.check()?;
-        Ok(WgpuBuffer {
-            buffer: self.gpu.storage_with(bytemuck::cast_slice(data))?,
-            len: data.len(),
-            _elem: PhantomData,
-        })
+        Ok(WgpuBuffer::new(
+            self.gpu.storage_with(bytemuck::cast_slice(data))?,
+            data.len(),
+        ))
     }
 
     fn download<T: Scalar>(&self, buffer: &WgpuBuffer<T>) -> Result<Vec<T>> {
@@ -564,16 +567,8 @@ impl Backend for WgpuBackend {
         let n = shape.tokens as u64;
         self.check_binding("targets", n * 4)?;
         let out = TokenLogProbs {
-            logprobs: WgpuBuffer {
-                buffer: self.gpu.storage(n * 4)?,
-                len: shape.tokens,
-                _elem: PhantomData,
-            },
-            entropy: WgpuBuffer {
-                buffer: self.gpu.storage(n * 4)?,
-                len: shape.tokens,
-                _elem: PhantomData,
-            },
+            logprobs: self.alloc_f32(shape.tokens)?,
+            entropy: self.alloc_f32(shape.tokens)?,
         };
         if n == 0 {
             return Ok(out);
@@ -813,16 +808,8 @@ impl Backend for WgpuBackend {
         let report = reduce_rows(parse_records(&back[0]), config)?;
         Ok(LinearLossOutput {
             report,
-            grad_hidden: WgpuBuffer {
-                buffer: grad_hidden,
-                len: hidden.len,
-                _elem: PhantomData,
-            },
-            grad_weight: WgpuBuffer {
-                buffer: grad_weight,
-                len: weight.len,
-                _elem: PhantomData,
-            },
+            grad_hidden: WgpuBuffer::new(grad_hidden, hidden.len),
+            grad_weight: WgpuBuffer::new(grad_weight, weight.len),
         })
     }
 
@@ -838,11 +825,7 @@ impl Backend for WgpuBackend {
         check_group_lengths(n, groups.len, masked.len)?;
         self.gpu.check()?;
         self.check_binding("rewards", n as u64 * 4)?;
-        let out = WgpuBuffer {
-            buffer: self.gpu.storage(n as u64 * 4)?,
-            len: n,
-            _elem: PhantomData,
-        };
+        let out = self.alloc_f32(n)?;
         if n == 0 {
             return Ok(out);
         }
@@ -892,11 +875,7 @@ impl Backend for WgpuBackend {
         let n = index.len;
         self.check_binding("token index", n as u64 * 4)?;
         self.check_binding("values", values.len as u64 * 4)?;
-        let out = WgpuBuffer {
-            buffer: self.gpu.storage(n as u64 * 4)?,
-            len: n,
-            _elem: PhantomData,
-        };
+        let out = self.alloc_f32(n)?;
         if n == 0 {
             return Ok(out);
         }
