@@ -8,7 +8,7 @@ use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, CpuBackend, Element, LinearShape, LogitsShape};
 use supo_cuda::CudaBackend;
 use supo_tests::compare::{assert_close, to_f32};
-use supo_tests::data::{DeviceInputs, HostInputs};
+use supo_tests::data::{weights_every_fifth_zero, DeviceInputs, HostInputs};
 use supo_tests::rng::XorShift;
 
 fn backend_or_skip(test: &str) -> Option<CudaBackend> {
@@ -22,21 +22,13 @@ fn random_host(rng: &mut XorShift, n: usize, v: usize) -> HostInputs {
         old: (0..n).map(|_| -3.0 + 2.0 * rng.unit()).collect(),
         reference: (0..n).map(|_| -3.0 + 2.0 * rng.unit()).collect(),
         advantages: (0..n).map(|_| 1.5 * rng.unit()).collect(),
-        weights: (0..n)
-            .map(|i| {
-                if i % 5 == 3 {
-                    0.0
-                } else {
-                    0.1 + rng.unit().abs()
-                }
-            })
-            .collect(),
+        weights: weights_every_fifth_zero(rng, n),
     }
 }
 
-/// The inputs uploaded to `cuda`.
-fn upload(cuda: &CudaBackend, host: &HostInputs) -> DeviceInputs<CudaBackend> {
-    DeviceInputs::upload(cuda, host).unwrap()
+/// The inputs uploaded to `b`.
+fn upload<B: Backend>(b: &B, host: &HostInputs) -> DeviceInputs<B> {
+    DeviceInputs::upload(b, host).unwrap()
 }
 
 fn logits<T: Element>(rng: &mut XorShift, n: usize, v: usize, extreme: bool) -> Vec<T> {
@@ -75,7 +67,7 @@ fn policy_loss_matches<T: Element>(cuda: &CudaBackend, rel: f32) {
     let cfg = config();
     let mut want_grad = x.clone();
     let want = cpu
-        .policy_loss(&mut want_grad, shape, &host.cpu_view(true), &cfg)
+        .policy_loss(&mut want_grad, shape, &upload(&cpu, &host).view(true), &cfg)
         .unwrap();
     let mut dev = cuda.upload(&x).unwrap();
     let inputs = upload(cuda, &host);
@@ -180,7 +172,13 @@ fn linear_policy_loss_matches_cpu() {
     };
     let cfg = config();
     let want = cpu
-        .linear_policy_loss(&hidden, &weight, shape, &host.cpu_view(true), &cfg)
+        .linear_policy_loss(
+            &hidden,
+            &weight,
+            shape,
+            &upload(&cpu, &host).view(true),
+            &cfg,
+        )
         .unwrap();
     let (h, w) = (cuda.upload(&hidden).unwrap(), cuda.upload(&weight).unwrap());
     let inputs = upload(&cuda, &host);

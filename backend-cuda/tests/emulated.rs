@@ -12,12 +12,14 @@ use std::sync::OnceLock;
 
 use half::{bf16, f16};
 use supo_core::backend::host::LossKernelParams;
-use supo_core::backend::{reduce_rows, GroupAdvantageConfig};
+use supo_core::backend::reduce_rows;
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, CpuBackend, DType, Element, LinearShape, LogitsShape, LossReport};
 use supo_cuda::abi::row_losses;
 use supo_tests::compare::{assert_close, tol};
-use supo_tests::data::HostInputs;
+use supo_tests::data::{
+    group_advantage_configs, weights_every_fifth_zero, DeviceInputs, HostInputs,
+};
 use supo_tests::parity::loss_configs;
 use supo_tests::rng::XorShift;
 
@@ -192,15 +194,7 @@ fn tokens_near(rng: &mut XorShift, targets: Vec<u32>, logp: &[f32]) -> HostInput
                 }
             })
             .collect(),
-        weights: (0..n)
-            .map(|i| {
-                if i % 5 == 3 {
-                    0.0
-                } else {
-                    0.1 + rng.unit().abs()
-                }
-            })
-            .collect(),
+        weights: weights_every_fifth_zero(rng, n),
     }
 }
 
@@ -232,7 +226,12 @@ fn policy_loss<T: Element>(test: &str) {
             let host = tokens_near(&mut rng, targets, &logp);
             let mut want_grad = x.clone();
             let want = cpu
-                .policy_loss(&mut want_grad, shape, &host.cpu_view(true), &config)
+                .policy_loss(
+                    &mut want_grad,
+                    shape,
+                    &DeviceInputs::upload(&cpu, &host).unwrap().view(true),
+                    &config,
+                )
                 .expect("cpu loss");
             let mut input = Vec::new();
             input.extend_from_slice(&(n as i64).to_le_bytes());
@@ -361,7 +360,13 @@ fn linear_policy_loss<T: Element>(test: &str) {
             chunk,
         };
         let want = cpu
-            .linear_policy_loss(&hidden, &weight, shape, &host.cpu_view(true), &config)
+            .linear_policy_loss(
+                &hidden,
+                &weight,
+                shape,
+                &DeviceInputs::upload(&cpu, &host).unwrap().view(true),
+                &config,
+            )
             .expect("cpu");
         let mut input = Vec::new();
         for x in [n, d, v, chunk] {
@@ -413,22 +418,15 @@ fn group_advantages_are_bit_identical() {
         let rewards: Vec<f32> = (0..b).map(|_| rng.unit()).collect();
         let groups: Vec<u32> = (0..b).map(|i| (i % 9.min(b)) as u32).collect();
         let masked: Vec<u32> = (0..b).map(|i| u32::from(i % 4 == 1)).collect();
-        for (norm_by_std, masked_in_group_stats) in
-            [(true, true), (true, false), (false, false), (false, true)]
-        {
-            let config = GroupAdvantageConfig {
-                norm_by_std,
-                eps: 1e-6,
-                masked_in_group_stats,
-            };
+        for config in group_advantage_configs() {
             let want = cpu
                 .group_advantages(&rewards, &groups, &masked, &config)
                 .expect("cpu");
             let mut input = Vec::new();
             input.extend_from_slice(&(b as u32).to_le_bytes());
-            input.extend_from_slice(&i32::from(norm_by_std).to_le_bytes());
+            input.extend_from_slice(&i32::from(config.norm_by_std).to_le_bytes());
             input.extend_from_slice(&config.eps.to_le_bytes());
-            input.extend_from_slice(&i32::from(masked_in_group_stats).to_le_bytes());
+            input.extend_from_slice(&i32::from(config.masked_in_group_stats).to_le_bytes());
             input.extend(bytes(&rewards));
             input.extend(bytes(&groups));
             input.extend(bytes(&masked));

@@ -67,6 +67,33 @@ fn run_loss<B: Backend, T: Element>(
     (report, b.download(&buffer).unwrap())
 }
 
+/// Runs the fused linear loss on `b` (no reference log-probs), returning the report and both
+/// gradients, or the error.
+fn run_linear<B: Backend>(
+    b: &B,
+    hidden: &[f32],
+    weight: &[f32],
+    shape: LinearShape,
+    host: &HostInputs,
+    config: &LossConfig,
+) -> Result<(LossReport, Vec<f32>, Vec<f32>), Error> {
+    let dev = upload(b, host);
+    b.linear_policy_loss(
+        &b.upload(hidden).unwrap(),
+        &b.upload(weight).unwrap(),
+        shape,
+        &dev.view(false),
+        config,
+    )
+    .map(|o| {
+        (
+            o.report,
+            b.download(&o.grad_hidden).unwrap(),
+            b.download(&o.grad_weight).unwrap(),
+        )
+    })
+}
+
 fn assert_report(what: &str, got: &LossReport, want: &LossReport) {
     assert_eq!(
         got.trained_tokens, want.trained_tokens,
@@ -559,36 +586,17 @@ fn linear_loss_errors_and_determinism() {
         entropy_coef: 0.01,
         ..LossConfig::default()
     };
-    let dev = upload(b, &host);
-    let run = |h: &[f32], w: &[f32]| {
-        b.linear_policy_loss(
-            &b.upload(h).unwrap(),
-            &b.upload(w).unwrap(),
-            shape,
-            &dev.view(false),
-            &config,
-        )
-        .map(|o| {
-            (
-                o.report,
-                b.download(&o.grad_hidden).unwrap(),
-                b.download(&o.grad_weight).unwrap(),
-            )
-        })
-    };
+    let run = |h: &[f32], w: &[f32]| run_linear(b, h, w, shape, &host, &config);
     let first = run(&hidden, &weight).unwrap();
     let second = run(&hidden, &weight).unwrap();
     assert_eq!(first.0, second.0);
     let bits = |x: &[f32]| -> Vec<u32> { x.iter().map(|v| v.to_bits()).collect() };
     assert_eq!(bits(&first.1), bits(&second.1));
     assert_eq!(bits(&first.2), bits(&second.2));
-    let cpu_dev = upload(&cpu, &host);
-    let want = cpu
-        .linear_policy_loss(&hidden, &weight, shape, &cpu_dev.view(false), &config)
-        .unwrap();
-    assert_report("linear", &first.0, &want.report);
-    assert_close("dL/dhidden", &first.1, &want.grad_hidden, 1e-4);
-    assert_close("dL/dweight", &first.2, &want.grad_weight, 1e-4);
+    let want = run_linear(&cpu, &hidden, &weight, shape, &host, &config).unwrap();
+    assert_report("linear", &first.0, &want.0);
+    assert_close("dL/dhidden", &first.1, &want.1, 1e-4);
+    assert_close("dL/dweight", &first.2, &want.2, 1e-4);
 
     let mut bad = weight.clone();
     bad[40] = f32::NAN;
@@ -602,20 +610,8 @@ fn linear_loss_errors_and_determinism() {
     ));
     let mut bad_host = host.clone();
     bad_host.targets[0] = v as u32;
-    let bad_dev = upload(b, &bad_host);
-    let got = b
-        .linear_policy_loss(
-            &b.upload(&hidden).unwrap(),
-            &b.upload(&weight).unwrap(),
-            shape,
-            &bad_dev.view(false),
-            &config,
-        )
-        .err();
-    let cpu_bad = upload(&cpu, &bad_host);
-    let want = cpu
-        .linear_policy_loss(&hidden, &weight, shape, &cpu_bad.view(false), &config)
-        .err();
+    let got = run_linear(b, &hidden, &weight, shape, &bad_host, &config).err();
+    let want = run_linear(&cpu, &hidden, &weight, shape, &bad_host, &config).err();
     assert_eq!(got, want);
 }
 
@@ -641,35 +637,22 @@ fn linear_loss_under_a_small_binding_limit() {
         chunk: 64,
     };
     let config = LossConfig::default();
-    let dev = upload(&small, &host);
-    let got = small
-        .linear_policy_loss(
-            &small.upload(&hidden).unwrap(),
-            &small.upload(&weight).unwrap(),
-            shape,
-            &dev.view(false),
-            &config,
-        )
-        .unwrap();
-    let cpu_dev = upload(&cpu, &host);
-    let want = cpu
-        .linear_policy_loss(&hidden, &weight, shape, &cpu_dev.view(false), &config)
-        .unwrap();
-    assert_report("small binding", &got.report, &want.report);
-    let gh = small.download(&got.grad_hidden).unwrap();
-    assert_close("dL/dhidden", &gh, &want.grad_hidden, 1e-4);
-    let gw = small.download(&got.grad_weight).unwrap();
-    assert_close("dL/dweight", &gw, &want.grad_weight, 1e-4);
+    let (report, gh, gw) = run_linear(&small, &hidden, &weight, shape, &host, &config).unwrap();
+    let want = run_linear(&cpu, &hidden, &weight, shape, &host, &config).unwrap();
+    assert_report("small binding", &report, &want.0);
+    assert_close("dL/dhidden", &gh, &want.1, 1e-4);
+    assert_close("dL/dweight", &gw, &want.2, 1e-4);
 
     let big = LinearShape {
         hidden: 64,
         ..shape
     };
-    let result = small.linear_policy_loss(
-        &small.upload(&vec![0.0f32; n * 64]).unwrap(),
-        &small.upload(&vec![0.0f32; v * 64]).unwrap(),
+    let result = run_linear(
+        &small,
+        &vec![0.0f32; n * 64],
+        &vec![0.0f32; v * 64],
         big,
-        &dev.view(false),
+        &host,
         &config,
     );
     assert!(matches!(result, Err(Error::Unsupported(_))));

@@ -1,10 +1,10 @@
 //! Test inputs of the fused losses: the per-token inputs on the host ([`HostInputs`]) and on a
 //! backend's device ([`DeviceInputs`]), and random logits.
 
-use supo_core::backend::TokenInputs;
-use supo_core::{Backend, CpuBackend, Element};
+use supo_core::backend::{GroupAdvantageConfig, TokenInputs};
+use supo_core::{Backend, Element};
 
-use crate::rng::Rng;
+use crate::rng::{Rng, XorShift};
 
 /// The per-token inputs of a fused loss, on the host.
 #[derive(Debug, Clone)]
@@ -50,18 +50,6 @@ impl HostInputs {
             weights,
         }
     }
-
-    /// The inputs as [`CpuBackend`] takes them (its buffers are host vectors), with or without
-    /// the reference log-probs.
-    pub fn cpu_view(&self, with_ref: bool) -> TokenInputs<'_, CpuBackend> {
-        TokenInputs {
-            targets: &self.targets,
-            old_logprobs: &self.old,
-            ref_logprobs: with_ref.then_some(&self.reference),
-            advantages: &self.advantages,
-            weights: &self.weights,
-        }
-    }
 }
 
 /// Device copies of [`HostInputs`].
@@ -97,6 +85,31 @@ impl<B: Backend> DeviceInputs<B> {
             weights: &self.weights,
         }
     }
+}
+
+/// `n` aggregation weights: every fifth (index 3 mod 5) zero, the others in `[0.1, 1.1)`.
+pub fn weights_every_fifth_zero(rng: &mut XorShift, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            if i % 5 == 3 {
+                0.0
+            } else {
+                0.1 + rng.unit().abs()
+            }
+        })
+        .collect()
+}
+
+/// The group-advantage settings the suites cycle through: std-normalisation on and off, masked
+/// members in the group statistics or not (ε = 1e-6).
+pub fn group_advantage_configs() -> [GroupAdvantageConfig; 4] {
+    [(true, true), (true, false), (false, true), (false, false)].map(
+        |(norm_by_std, masked_in_group_stats)| GroupAdvantageConfig {
+            norm_by_std,
+            eps: 1e-6,
+            masked_in_group_stats,
+        },
+    )
 }
 
 /// Random logits of a shape; `extreme` puts some at ±1e4.

@@ -19,12 +19,11 @@
 //! within rounding; they are compared to `1.5 / trained tokens`.
 
 use half::{bf16, f16};
-use supo_core::backend::GroupAdvantageConfig;
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, CpuBackend, Element, LinearShape, LogitsShape, LossReport};
 
 use crate::compare::{close, to_f32, tol};
-use crate::data::{random_logits, DeviceInputs, HostInputs};
+use crate::data::{group_advantage_configs, random_logits, DeviceInputs, HostInputs};
 use crate::rng::Rng;
 
 /// Shapes `(N, V)` the logits checks run on.
@@ -325,14 +324,7 @@ pub fn check_advantages_and_scatter<B: Backend>(b: &B) -> Result<(), String> {
             .map(|_| if rng.unit() < 0.5 { 1.0 } else { rng.unit() })
             .collect();
         let masked: Vec<u32> = (0..n).map(|_| (rng.unit() < 0.2) as u32).collect();
-        for (norm_by_std, masked_in_group_stats) in
-            [(true, true), (true, false), (false, true), (false, false)]
-        {
-            let config = GroupAdvantageConfig {
-                norm_by_std,
-                eps: 1e-6,
-                masked_in_group_stats,
-            };
+        for config in group_advantage_configs() {
             let want = cpu
                 .group_advantages(&rewards, &groups, &masked, &config)
                 .map_err(err)?;
