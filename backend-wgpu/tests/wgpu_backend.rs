@@ -52,6 +52,21 @@ fn random_logits<T: Element>(rng: &mut Rng, len: usize) -> Vec<T> {
         .collect()
 }
 
+/// Random logits `[n, v]` and per-token inputs, from the generator of state `seed`.
+fn random_case<T: Element>(seed: u64, n: usize, v: usize) -> (Vec<T>, HostInputs, LogitsShape) {
+    let mut rng = Rng::from_state(seed);
+    let logits = random_logits(&mut rng, n * v);
+    let host = random_host(&mut rng, n, v);
+    (
+        logits,
+        host,
+        LogitsShape {
+            tokens: n,
+            vocab: v,
+        },
+    )
+}
+
 /// Runs the fused loss on `b`, returning the report (or error) and the gradient.
 fn run_loss<B: Backend, T: Element>(
     b: &B,
@@ -190,13 +205,7 @@ fn errors_match_the_cpu() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, v) = (6, 37);
-    let mut rng = Rng::from_state(5);
-    let logits: Vec<f32> = random_logits(&mut rng, n * v);
-    let host = random_host(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<f32>(5, n, v);
     let config = LossConfig::default();
     let kl = LossConfig {
         kl_coef: 0.1,
@@ -336,15 +345,9 @@ fn bad_row_of_weight_zero_is_an_error() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, v) = (5, 50);
-    let mut rng = Rng::from_state(8);
-    let mut logits: Vec<f32> = random_logits(&mut rng, n * v);
-    let mut host = random_host(&mut rng, n, v);
+    let (mut logits, mut host, shape) = random_case::<f32>(8, n, v);
     host.weights[2] = 0.0;
     logits[2 * v + 3] = f32::NAN;
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
     let config = LossConfig::default();
     let (got, grad) = run_loss(b, &logits, shape, &host, &config, false);
     let (want, _) = run_loss(&cpu, &logits, shape, &host, &config, false);
@@ -365,18 +368,12 @@ fn masked_vocabulary() {
 fn check_masked<T: Element>(b: &WgpuBackend) {
     let cpu = CpuBackend::new();
     let (n, v) = (9, 301);
-    let mut rng = Rng::from_state(11);
-    let mut logits: Vec<T> = random_logits(&mut rng, n * v);
-    let host = random_host(&mut rng, n, v);
+    let (mut logits, host, shape) = random_case::<T>(11, n, v);
     for (i, x) in logits.iter_mut().enumerate() {
         if i % 3 == 0 && (i % v) as u32 != host.targets[i / v] {
             *x = T::from_f32(f32::NEG_INFINITY);
         }
     }
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
     let config = LossConfig {
         entropy_coef: 0.01,
         ..LossConfig::default()
@@ -408,13 +405,7 @@ fn chunked_bindings_are_bit_identical() {
 
 fn check_chunked<T: Element>(b: &WgpuBackend, small: &WgpuBackend) {
     let (n, v) = (41, 333);
-    let mut rng = Rng::from_state(13);
-    let logits: Vec<T> = random_logits(&mut rng, n * v);
-    let host = random_host(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<T>(13, n, v);
     let config = LossConfig {
         kl_coef: 0.1,
         kl_type: KlType::K2,
@@ -452,13 +443,7 @@ fn rows_beyond_one_grid_dimension() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, v) = (70_000, 3);
-    let mut rng = Rng::from_state(17);
-    let logits: Vec<f32> = random_logits(&mut rng, n * v);
-    let host = random_host(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<f32>(17, n, v);
     let got = b
         .token_logprobs(
             &b.upload(&logits).unwrap(),
@@ -501,13 +486,7 @@ fn half_gradients_within_one_ulp() {
 fn check_ulps<T: Element>(b: &WgpuBackend, bits: impl Fn(T) -> u16) {
     let cpu = CpuBackend::new();
     let (n, v) = (23, 2049);
-    let mut rng = Rng::from_state(19);
-    let logits: Vec<T> = random_logits(&mut rng, n * v);
-    let host = random_host(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<T>(19, n, v);
     let config = LossConfig::default();
     let (_, grad) = run_loss(b, &logits, shape, &host, &config, false);
     let (_, want) = run_loss(&cpu, &logits, shape, &host, &config, false);
