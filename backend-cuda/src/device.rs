@@ -9,6 +9,7 @@ use cudarc::driver::{
     PushKernelArg, ValidAsZeroBits,
 };
 use cudarc::nvrtc::Ptx;
+use supo_core::backend::host::non_finite;
 use supo_core::{DType, Element, Error, Result, Scalar};
 
 use crate::buffer::CudaBuffer;
@@ -293,7 +294,7 @@ impl CudaBackend {
         buffer: &CudaBuffer<T>,
     ) -> Result<()> {
         match self.first_nonfinite(buffer)? {
-            Some(i) => Err(Error::NonFinite(format!("{what}[{i}]"))),
+            Some(i) => Err(non_finite(what, i)),
             None => Ok(()),
         }
     }

@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod abi;
 mod buffer;
 mod compile;
 mod device;

@@ -3,92 +3,39 @@
 use cudarc::driver::{
     CudaFunction, CudaSlice, CudaView, CudaViewMut, DeviceRepr, LaunchConfig, PushKernelArg,
 };
-use supo_core::backend::{
-    check_linear_shapes, check_logits_shape, check_logprob_inputs, check_token_inputs, reduce_rows,
-    GroupAdvantageConfig, LinearLossOutput, RowLoss, TokenInputs, TokenLogProbs,
+use supo_core::backend::host::{
+    bad_logits_row, check_group_ids, check_group_lengths, check_linear_loss_args,
+    check_logprob_inputs, check_policy_loss_args, check_token_values, index_out_of_range,
+    non_finite_reward, reduce_rows, row_chunks, target_out_of_range, LossKernelParams,
 };
-use supo_core::estimator::surrogate::SurrogateParams;
-use supo_core::estimator::{KlType, LossConfig};
+use supo_core::backend::{GroupAdvantageConfig, LinearLossOutput, TokenInputs, TokenLogProbs};
+use supo_core::estimator::LossConfig;
 use supo_core::{Backend, Element, Error, LinearShape, LogitsShape, LossReport, Result, Scalar};
 
+use crate::abi::{row_losses, ROW_RECORD};
 use crate::buffer::CudaBuffer;
 use crate::device::{device_error, element_index, launch_config, stride_blocks, THREADS};
 use crate::CudaBackend;
-
-/// Returns `Err(Error::InvalidInput)` with the formatted message unless `cond` holds.
-macro_rules! ensure {
-    ($cond:expr, $($arg:tt)+) => {
-        if !$cond {
-            return Err(Error::InvalidInput(format!($($arg)+)));
-        }
-    };
-}
-
-/// Floats per row in the record `policy_rows_*` writes (`ROW_RECORD` in `kernels/rows.cu`):
-/// weight, pg, kl, entropy, approx_kl, clipped, clipped_lower, finite.
-const ROW_RECORD: usize = 8;
 
 /// Largest grid dimension y of a launch (the matmul's row tiles).
 const MAX_GRID_Y: usize = 65_535;
 /// Rows and columns of C one matmul block computes (`GEMM_BM`, `GEMM_BN` in `kernels/gemm.cu`).
 const GEMM_TILE: usize = 64;
 
-/// Loss settings as the row kernels take them (`LossParams` in `kernels/rows.cu`).
-#[repr(C)]
+/// Loss settings as the row kernels take them (`LossParams` in `kernels/rows.cu`): the core's
+/// [`LossKernelParams`], passed by value.
+#[repr(transparent)]
 #[derive(Debug, Clone, Copy)]
-struct LossParams {
-    inv_temp: f32,
-    ratio_min: f32,
-    ratio_max: f32,
-    dual_clip: f32,
-    has_dual: i32,
-    kl_coef: f32,
-    kl_type: i32,
-    entropy_coef: f32,
-    has_ref: i32,
-}
+struct LossParams(LossKernelParams);
 
-// SAFETY: `LossParams` is `repr(C)`, made of nine 4-byte scalars, and matches the C struct of
-// the same name field for field.
+// SAFETY: `LossParams` is `repr(transparent)` over the `repr(C)` `LossKernelParams`, nine 4-byte
+// scalars that match the C struct `LossParams` field for field.
 unsafe impl DeviceRepr for LossParams {}
 
-const _: () = assert!(std::mem::size_of::<LossParams>() == 36);
-
 impl LossParams {
-    /// The f32 parameters exactly as the CPU reference derives them.
     fn new(config: &LossConfig, has_ref: bool) -> Self {
-        let p = SurrogateParams::<f32>::new(config);
-        LossParams {
-            inv_temp: (1.0 / config.temperature) as f32,
-            ratio_min: p.ratio_min,
-            ratio_max: p.ratio_max,
-            dual_clip: p.dual_clip.unwrap_or(0.0),
-            has_dual: i32::from(p.dual_clip.is_some()),
-            kl_coef: p.kl_coef,
-            kl_type: match p.kl_type {
-                KlType::K1 => 0,
-                KlType::K2 => 1,
-                KlType::LowVarKl => 2,
-            },
-            entropy_coef: config.entropy_coef as f32,
-            has_ref: i32::from(has_ref),
-        }
+        LossParams(LossKernelParams::new(config, has_ref))
     }
-}
-
-/// The per-row records of the row kernels (`ROW_RECORD` floats each) as [`RowLoss`]es, for the
-/// reduction every backend shares.
-fn row_losses(records: &[f32]) -> impl Iterator<Item = RowLoss> + '_ {
-    records.chunks_exact(ROW_RECORD).map(|rec| RowLoss {
-        weight: rec[0],
-        usable: rec[7] != 0.0,
-        pg: rec[1],
-        kl: rec[2],
-        entropy: rec[3],
-        approx_kl: rec[4],
-        clipped: rec[5] != 0.0,
-        clipped_lower: rec[6] != 0.0,
-    })
 }
 
 /// A grid of one block per row, for `rows > 0` rows.
@@ -123,21 +70,29 @@ struct Operand<'a> {
 }
 
 impl CudaBackend {
+    /// The first entry of `buffer` that is `>= limit`: its index and value.
+    fn first_out_of_range_entry(
+        &self,
+        buffer: &CudaBuffer<u32>,
+        limit: usize,
+    ) -> Result<Option<(usize, u32)>> {
+        match self.first_out_of_range(buffer, limit)? {
+            Some(i) => Ok(Some((i, self.fetch_one(buffer, i)?))),
+            None => Ok(None),
+        }
+    }
+
     /// The checks the CPU reference makes on the per-token inputs (ranges, finiteness).
     fn check_tokens(&self, inputs: &TokenInputs<'_, Self>, vocab: usize) -> Result<()> {
-        if let Some(i) = self.first_out_of_range(inputs.targets, vocab)? {
-            let target = self.fetch_one(inputs.targets, i)?;
-            return Err(Error::InvalidInput(format!(
-                "target {target} of row {i} is outside the vocabulary of {vocab}"
-            )));
-        }
-        self.check_finite("old_logprobs", inputs.old_logprobs)?;
-        self.check_finite("advantages", inputs.advantages)?;
-        self.check_finite("weights", inputs.weights)?;
-        if let Some(r) = inputs.ref_logprobs {
-            self.check_finite("ref_logprobs", r)?;
-        }
-        Ok(())
+        check_token_values(
+            vocab,
+            inputs.ref_logprobs.is_some(),
+            || self.first_out_of_range_entry(inputs.targets, vocab),
+            |values| match values.of(inputs) {
+                Some(buffer) => self.first_nonfinite(buffer),
+                None => Ok(None),
+            },
+        )
     }
 
     /// Launches `policy_rows_*` on `rows` rows of `logits` starting at token `row0`.
@@ -264,12 +219,8 @@ impl Backend for CudaBackend {
     ) -> Result<TokenLogProbs<Self>> {
         check_logprob_inputs(logits.len, targets.len, shape, temperature)?;
         let element = element_index::<T>()?;
-        if let Some(i) = self.first_out_of_range(targets, shape.vocab)? {
-            let target = self.fetch_one(targets, i)?;
-            return Err(Error::InvalidInput(format!(
-                "target {target} of row {i} is outside the vocabulary of {}",
-                shape.vocab
-            )));
+        if let Some((row, target)) = self.first_out_of_range_entry(targets, shape.vocab)? {
+            return Err(target_out_of_range(row, target, shape.vocab));
         }
         let n = shape.tokens;
         let mut logprobs = self.alloc::<f32>(n)?;
@@ -300,9 +251,7 @@ impl Backend for CudaBackend {
             .zip(&h)
             .position(|(a, b)| !(a.is_finite() && b.is_finite()))
         {
-            return Err(Error::NonFinite(format!(
-                "logits row {i} (NaN, +inf or all -inf)"
-            )));
+            return Err(bad_logits_row(i));
         }
         Ok(TokenLogProbs { logprobs, entropy })
     }
@@ -314,8 +263,7 @@ impl Backend for CudaBackend {
         inputs: &TokenInputs<'_, Self>,
         config: &LossConfig,
     ) -> Result<LossReport> {
-        check_logits_shape(logits.len, shape)?;
-        check_token_inputs(self, shape.tokens, inputs, config)?;
+        check_policy_loss_args(self, logits.len, shape, inputs, config)?;
         let element = element_index::<T>()?;
         self.check_tokens(inputs, shape.vocab)?;
         let n = shape.tokens;
@@ -355,8 +303,7 @@ impl Backend for CudaBackend {
             vocab: v,
             chunk,
         } = shape;
-        check_linear_shapes(hidden.len, weight.len, shape)?;
-        check_token_inputs(self, n, inputs, config)?;
+        check_linear_loss_args(self, hidden.len, weight.len, shape, inputs, config)?;
         let element = element_index::<T>()?;
         self.check_tokens(inputs, v)?;
         self.check_finite("weight", weight)?;
@@ -383,8 +330,7 @@ impl Backend for CudaBackend {
         let mut rows_out = self.scratch::<f32>(n * ROW_RECORD)?;
         let size = T::DTYPE.size();
         let (di, vi) = (d as i64, v as i64);
-        for start in (0..n).step_by(chunk) {
-            let c = chunk.min(n - start);
+        for (start, c) in row_chunks(n, chunk) {
             // z = h · Wᵀ   ([c, d] × [d, v]): B(k, j) = W[j, k].
             self.launch_gemm(
                 &self.kernels.gemm_elem[element],
@@ -467,25 +413,17 @@ impl Backend for CudaBackend {
         config: &GroupAdvantageConfig,
     ) -> Result<CudaBuffer<f32>> {
         let n = rewards.len;
-        ensure!(groups.len == n, "{} group ids for {n} rewards", groups.len);
-        ensure!(masked.len == n, "{} mask flags for {n} rewards", masked.len);
+        check_group_lengths(n, groups.len, masked.len)?;
         if let Some(i) = self.first_nonfinite(rewards)? {
-            return Err(Error::NonFinite(format!("reward of sample {i}")));
+            return Err(non_finite_reward(i));
         }
         let mut out = self.alloc::<f32>(n)?;
         if n == 0 {
             return Ok(out);
         }
-        let n_groups = self
-            .download(groups)?
-            .iter()
-            .map(|&g| g as usize + 1)
-            .max()
-            .unwrap_or(0);
-        ensure!(
-            n_groups <= n,
-            "group ids must be dense indices below the number of samples"
-        );
+        let largest = self.download(groups)?.into_iter().max().unwrap_or(0) as usize;
+        check_group_ids(largest, n)?;
+        let n_groups = largest + 1;
         let n32 = u32::try_from(n)
             .map_err(|_| Error::Unsupported(format!("{n} trajectories in one call")))?;
         let g32 = n_groups as u32;
@@ -538,12 +476,8 @@ impl Backend for CudaBackend {
         values: &CudaBuffer<f32>,
         index: &CudaBuffer<u32>,
     ) -> Result<CudaBuffer<f32>> {
-        if let Some(t) = self.first_out_of_range(index, values.len)? {
-            let i = self.fetch_one(index, t)?;
-            return Err(Error::InvalidInput(format!(
-                "token {t} points at trajectory {i}, but there are {}",
-                values.len
-            )));
+        if let Some((token, i)) = self.first_out_of_range_entry(index, values.len)? {
+            return Err(index_out_of_range(token, i, values.len));
         }
         let n = index.len;
         let mut out = self.alloc::<f32>(n)?;

@@ -2,104 +2,36 @@
 //! (by name) when no CUDA device can be started, unless `SUPO_REQUIRE_CUDA=1`, which makes a
 //! missing device a failure. The full cross-backend suite is `supo-tests`' `parity_cuda`.
 
-// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
-// must be visible in CI logs.
-use std::io::Write as _;
-
 use half::{bf16, f16};
-use supo_core::backend::{GroupAdvantageConfig, TokenInputs};
+use supo_core::backend::GroupAdvantageConfig;
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, CpuBackend, Element, LinearShape, LogitsShape};
 use supo_cuda::CudaBackend;
+use supo_tests::compare::{assert_close, to_f32};
+use supo_tests::data::{weights_every_fifth_zero, DeviceInputs, HostInputs};
+use supo_tests::rng::XorShift;
 
 fn backend_or_skip(test: &str) -> Option<CudaBackend> {
-    match CudaBackend::new(0) {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var("SUPO_REQUIRE_CUDA").as_deref() == Ok("1") => {
-            panic!("{test}: SUPO_REQUIRE_CUDA=1 but no CUDA device: {e}")
-        }
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "skipped {test}: {e}");
-            None
-        }
+    supo_tests::backend_or_skip(test, CudaBackend::new(0), "SUPO_REQUIRE_CUDA")
+}
+
+/// Random per-token inputs for `n` rows of a vocabulary of `v`; every fifth weight is 0.
+fn random_host(rng: &mut XorShift, n: usize, v: usize) -> HostInputs {
+    HostInputs {
+        targets: (0..n).map(|_| rng.below(v) as u32).collect(),
+        old: (0..n).map(|_| -3.0 + 2.0 * rng.unit()).collect(),
+        reference: (0..n).map(|_| -3.0 + 2.0 * rng.unit()).collect(),
+        advantages: (0..n).map(|_| 1.5 * rng.unit()).collect(),
+        weights: weights_every_fifth_zero(rng, n),
     }
 }
 
-/// xorshift64*: deterministic inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// The inputs uploaded to `b`.
+fn upload<B: Backend>(b: &B, host: &HostInputs) -> DeviceInputs<B> {
+    DeviceInputs::upload(b, host).unwrap()
 }
 
-fn close(what: &str, got: &[f32], want: &[f32], rel: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-6);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= rel * scale + 1e-7,
-            "{what}[{i}]: got {g}, expected {w} (tolerance {rel} × {scale})"
-        );
-    }
-}
-
-struct Host {
-    targets: Vec<u32>,
-    old: Vec<f32>,
-    reference: Vec<f32>,
-    advantages: Vec<f32>,
-    weights: Vec<f32>,
-}
-
-impl Host {
-    fn random(rng: &mut Rng, n: usize, v: usize) -> Self {
-        Host {
-            targets: (0..n).map(|_| rng.below(v) as u32).collect(),
-            old: (0..n).map(|_| -3.0 + 2.0 * rng.unit()).collect(),
-            reference: (0..n).map(|_| -3.0 + 2.0 * rng.unit()).collect(),
-            advantages: (0..n).map(|_| 1.5 * rng.unit()).collect(),
-            weights: (0..n)
-                .map(|i| {
-                    if i % 5 == 3 {
-                        0.0
-                    } else {
-                        0.1 + rng.unit().abs()
-                    }
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Runs `f` with the per-token inputs uploaded to `b`.
-fn with_inputs<B: Backend, R>(b: &B, h: &Host, f: impl FnOnce(&TokenInputs<'_, B>) -> R) -> R {
-    let targets = b.upload(&h.targets).unwrap();
-    let old = b.upload(&h.old).unwrap();
-    let reference = b.upload(&h.reference).unwrap();
-    let advantages = b.upload(&h.advantages).unwrap();
-    let weights = b.upload(&h.weights).unwrap();
-    f(&TokenInputs {
-        targets: &targets,
-        old_logprobs: &old,
-        ref_logprobs: Some(&reference),
-        advantages: &advantages,
-        weights: &weights,
-    })
-}
-
-fn logits<T: Element>(rng: &mut Rng, n: usize, v: usize, extreme: bool) -> Vec<T> {
+fn logits<T: Element>(rng: &mut XorShift, n: usize, v: usize, extreme: bool) -> Vec<T> {
     (0..n * v)
         .map(|i| {
             let x = if extreme && i % 7 == 0 {
@@ -124,9 +56,9 @@ fn config() -> LossConfig {
 
 fn policy_loss_matches<T: Element>(cuda: &CudaBackend, rel: f32) {
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x5eed_0001);
+    let mut rng = XorShift::new(0x5eed_0001);
     let (n, v) = (37, 3001);
-    let host = Host::random(&mut rng, n, v);
+    let host = random_host(&mut rng, n, v);
     let x = logits::<T>(&mut rng, n, v, false);
     let shape = LogitsShape {
         tokens: n,
@@ -134,15 +66,17 @@ fn policy_loss_matches<T: Element>(cuda: &CudaBackend, rel: f32) {
     };
     let cfg = config();
     let mut want_grad = x.clone();
-    let want = with_inputs(&cpu, &host, |i| {
-        cpu.policy_loss(&mut want_grad, shape, i, &cfg)
-    })
-    .unwrap();
+    let want = cpu
+        .policy_loss(&mut want_grad, shape, &upload(&cpu, &host).view(true), &cfg)
+        .unwrap();
     let mut dev = cuda.upload(&x).unwrap();
-    let got = with_inputs(cuda, &host, |i| cuda.policy_loss(&mut dev, shape, i, &cfg)).unwrap();
+    let inputs = upload(cuda, &host);
+    let got = cuda
+        .policy_loss(&mut dev, shape, &inputs.view(true), &cfg)
+        .unwrap();
     let got_grad = cuda.download(&dev).unwrap();
     assert_eq!(got.trained_tokens, want.trained_tokens);
-    close(
+    assert_close(
         "loss",
         &[
             got.loss as f32,
@@ -158,9 +92,7 @@ fn policy_loss_matches<T: Element>(cuda: &CudaBackend, rel: f32) {
         ],
         rel,
     );
-    let g: Vec<f32> = got_grad.iter().map(|x| x.to_f32()).collect();
-    let w: Vec<f32> = want_grad.iter().map(|x| x.to_f32()).collect();
-    close("dL/dlogits", &g, &w, rel);
+    assert_close("dL/dlogits", &to_f32(&got_grad), &to_f32(&want_grad), rel);
 }
 
 #[test]
@@ -169,7 +101,7 @@ fn token_logprobs_match_cpu() {
         return;
     };
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x5eed_0002);
+    let mut rng = XorShift::new(0x5eed_0002);
     let (n, v) = (19, 1031);
     let x = logits::<f32>(&mut rng, n, v, true);
     let targets: Vec<u32> = (0..n).map(|_| rng.below(v) as u32).collect();
@@ -186,13 +118,13 @@ fn token_logprobs_match_cpu() {
             0.7,
         )
         .unwrap();
-    close(
+    assert_close(
         "logp",
         &cuda.download(&got.logprobs).unwrap(),
         &want.logprobs,
         1e-4,
     );
-    close(
+    assert_close(
         "entropy",
         &cuda.download(&got.entropy).unwrap(),
         &want.entropy,
@@ -227,9 +159,9 @@ fn linear_policy_loss_matches_cpu() {
         return;
     };
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x5eed_0003);
+    let mut rng = XorShift::new(0x5eed_0003);
     let (n, d, v) = (23, 70, 131);
-    let host = Host::random(&mut rng, n, v);
+    let host = random_host(&mut rng, n, v);
     let hidden: Vec<f32> = (0..n * d).map(|_| rng.unit()).collect();
     let weight: Vec<f32> = (0..v * d).map(|_| 0.3 * rng.unit()).collect();
     let shape = LinearShape {
@@ -239,28 +171,33 @@ fn linear_policy_loss_matches_cpu() {
         chunk: 8,
     };
     let cfg = config();
-    let want = with_inputs(&cpu, &host, |i| {
-        cpu.linear_policy_loss(&hidden, &weight, shape, i, &cfg)
-    })
-    .unwrap();
+    let want = cpu
+        .linear_policy_loss(
+            &hidden,
+            &weight,
+            shape,
+            &upload(&cpu, &host).view(true),
+            &cfg,
+        )
+        .unwrap();
     let (h, w) = (cuda.upload(&hidden).unwrap(), cuda.upload(&weight).unwrap());
-    let got = with_inputs(&cuda, &host, |i| {
-        cuda.linear_policy_loss(&h, &w, shape, i, &cfg)
-    })
-    .unwrap();
-    close(
+    let inputs = upload(&cuda, &host);
+    let got = cuda
+        .linear_policy_loss(&h, &w, shape, &inputs.view(true), &cfg)
+        .unwrap();
+    assert_close(
         "loss",
         &[got.report.loss as f32],
         &[want.report.loss as f32],
         1e-4,
     );
-    close(
+    assert_close(
         "dH",
         &cuda.download(&got.grad_hidden).unwrap(),
         &want.grad_hidden,
         1e-3,
     );
-    close(
+    assert_close(
         "dW",
         &cuda.download(&got.grad_weight).unwrap(),
         &want.grad_weight,
@@ -274,7 +211,7 @@ fn advantages_are_bit_identical_to_cpu() {
         return;
     };
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x5eed_0004);
+    let mut rng = XorShift::new(0x5eed_0004);
     let b = 61;
     let rewards: Vec<f32> = (0..b).map(|_| rng.unit()).collect();
     let groups: Vec<u32> = (0..b).map(|i| (i % 9) as u32).collect();
@@ -315,18 +252,21 @@ fn repeated_runs_are_bit_identical() {
     let Some(cuda) = backend_or_skip("repeated_runs_are_bit_identical") else {
         return;
     };
-    let mut rng = Rng(0x5eed_0005);
+    let mut rng = XorShift::new(0x5eed_0005);
     let (n, v) = (9, 20_011);
-    let host = Host::random(&mut rng, n, v);
+    let host = random_host(&mut rng, n, v);
     let x = logits::<f32>(&mut rng, n, v, true);
     let shape = LogitsShape {
         tokens: n,
         vocab: v,
     };
     let cfg = config();
+    let inputs = upload(&cuda, &host);
     let run = || {
         let mut dev = cuda.upload(&x).unwrap();
-        let r = with_inputs(&cuda, &host, |i| cuda.policy_loss(&mut dev, shape, i, &cfg)).unwrap();
+        let r = cuda
+            .policy_loss(&mut dev, shape, &inputs.view(true), &cfg)
+            .unwrap();
         (r, cuda.download(&dev).unwrap())
     };
     let (r1, g1) = run();

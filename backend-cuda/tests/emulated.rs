@@ -11,10 +11,17 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use half::{bf16, f16};
-use supo_core::backend::{GroupAdvantageConfig, TokenInputs};
-use supo_core::estimator::surrogate::SurrogateParams;
+use supo_core::backend::host::LossKernelParams;
+use supo_core::backend::reduce_rows;
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, CpuBackend, DType, Element, LinearShape, LogitsShape, LossReport};
+use supo_cuda::abi::row_losses;
+use supo_tests::compare::{assert_close, tol};
+use supo_tests::data::{
+    group_advantage_configs, weights_every_fifth_zero, DeviceInputs, HostInputs,
+};
+use supo_tests::parity::loss_configs;
+use supo_tests::rng::XorShift;
 
 /// The f16 conversions are PTX inline assembly; the emulator uses `_Float16` instead.
 const PTX_F16: [(&str, &str); 2] = [
@@ -103,23 +110,6 @@ fn emulate(exe: &PathBuf, command: &str, dtype: i32, input: &[u8]) -> Vec<u8> {
     std::fs::read(&out).expect("emulator output")
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn bytes<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
     bytemuck::cast_slice(v).to_vec()
 }
@@ -138,70 +128,14 @@ fn dtype<T: Element>() -> i32 {
     }
 }
 
-/// `LossParams` as `src/ops.rs` builds it.
+/// `LossParams` as `src/ops.rs` passes it (reference log-probs given).
 fn params(config: &LossConfig) -> Vec<u8> {
-    let p = SurrogateParams::<f32>::new(config);
-    let kl_type: i32 = match p.kl_type {
-        KlType::K1 => 0,
-        KlType::K2 => 1,
-        KlType::LowVarKl => 2,
-    };
-    let mut b = Vec::new();
-    for x in [
-        (1.0 / config.temperature) as f32,
-        p.ratio_min,
-        p.ratio_max,
-        p.dual_clip.unwrap_or(0.0),
-    ] {
-        b.extend_from_slice(&x.to_le_bytes());
-    }
-    b.extend_from_slice(&i32::from(p.dual_clip.is_some()).to_le_bytes());
-    b.extend_from_slice(&p.kl_coef.to_le_bytes());
-    b.extend_from_slice(&kl_type.to_le_bytes());
-    b.extend_from_slice(&(config.entropy_coef as f32).to_le_bytes());
-    b.extend_from_slice(&1i32.to_le_bytes()); // has_ref
-    b
+    bytes(&[LossKernelParams::new(config, true)])
 }
 
-/// The host reduction of `src/ops.rs` (itself the CPU reference's).
+/// The host reduction of `src/ops.rs` over the per-row records the kernels wrote.
 fn reduce(records: &[f32], config: &LossConfig) -> LossReport {
-    let mut r = LossReport::default();
-    let (mut clipped, mut lower) = (0usize, 0usize);
-    for (i, rec) in records.chunks_exact(8).enumerate() {
-        if rec[0] == 0.0 {
-            continue;
-        }
-        assert!(rec[7] != 0.0, "row {i} not finite");
-        let w = f64::from(rec[0]);
-        r.pg_loss += w * f64::from(rec[1]);
-        r.kl_loss += w * f64::from(rec[2]);
-        r.entropy_loss += w * f64::from(rec[3]);
-        r.approx_kl += f64::from(rec[4]);
-        r.entropy += f64::from(rec[3]);
-        clipped += usize::from(rec[5] != 0.0);
-        lower += usize::from(rec[6] != 0.0);
-        r.trained_tokens += 1;
-    }
-    if r.trained_tokens > 0 {
-        let n = r.trained_tokens as f64;
-        r.clipfrac = clipped as f64 / n;
-        r.clipfrac_lower = lower as f64 / n;
-        r.approx_kl /= n;
-        r.entropy /= n;
-    }
-    r.loss = r.pg_loss + config.kl_coef * r.kl_loss - config.entropy_coef * r.entropy_loss;
-    r
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-6);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= rel * scale + 1e-7,
-            "{what}[{i}]: got {g}, expected {w} (tolerance {rel} × {scale})"
-        );
-    }
+    reduce_rows(row_losses(records), config).expect("reduce the row records")
 }
 
 fn report_scalars(r: &LossReport) -> Vec<f32> {
@@ -219,50 +153,9 @@ fn report_scalars(r: &LossReport) -> Vec<f32> {
     .to_vec()
 }
 
-fn tolerance<T: Element>() -> f32 {
-    match T::DTYPE {
-        DType::F16 => 2e-3,
-        DType::BF16 => 1.6e-2,
-        _ => 1e-4,
-    }
-}
-
-fn configs() -> Vec<LossConfig> {
-    let base = LossConfig::default();
-    vec![
-        base,
-        LossConfig {
-            dual_clip: None,
-            ..base
-        },
-        LossConfig {
-            kl_coef: 0.1,
-            kl_type: KlType::K1,
-            ..base
-        },
-        LossConfig {
-            kl_coef: 0.05,
-            kl_type: KlType::K2,
-            clip_high: 0.2,
-            ..base
-        },
-        LossConfig {
-            kl_coef: 0.01,
-            kl_type: KlType::LowVarKl,
-            entropy_coef: 0.01,
-            ..base
-        },
-        LossConfig {
-            temperature: 0.7,
-            entropy_coef: 0.001,
-            ..base
-        },
-    ]
-}
-
 /// Logits with ±1e4 outliers on every third row and a few −∞ (masked) entries; targets avoid
 /// the masked entries.
-fn logits_and_targets<T: Element>(rng: &mut Rng, n: usize, v: usize) -> (Vec<T>, Vec<u32>) {
+fn logits_and_targets<T: Element>(rng: &mut XorShift, n: usize, v: usize) -> (Vec<T>, Vec<u32>) {
     let x: Vec<T> = (0..n * v)
         .map(|i| {
             T::from_f32(match i % 97 {
@@ -284,56 +177,32 @@ fn logits_and_targets<T: Element>(rng: &mut Rng, n: usize, v: usize) -> (Vec<T>,
     (x, targets)
 }
 
-struct Tokens {
-    old: Vec<f32>,
-    reference: Vec<f32>,
-    advantages: Vec<f32>,
-    weights: Vec<f32>,
+/// Per-token inputs for `targets`: old and reference log-probs near `logp`, so ratios straddle
+/// the clip range; every third advantage negative, every fifth weight 0.
+fn tokens_near(rng: &mut XorShift, targets: Vec<u32>, logp: &[f32]) -> HostInputs {
+    let n = logp.len();
+    HostInputs {
+        targets,
+        old: logp.iter().map(|l| l + 0.4 * rng.unit()).collect(),
+        reference: logp.iter().map(|l| l + 0.6 * rng.unit()).collect(),
+        advantages: (0..n)
+            .map(|i| {
+                if i % 3 == 0 {
+                    -1.0 + 0.5 * rng.unit()
+                } else {
+                    1.5 * rng.unit()
+                }
+            })
+            .collect(),
+        weights: weights_every_fifth_zero(rng, n),
+    }
 }
 
-impl Tokens {
-    /// Old and reference log-probs near `logp`, so ratios straddle the clip range.
-    fn near(rng: &mut Rng, logp: &[f32]) -> Self {
-        let n = logp.len();
-        Tokens {
-            old: logp.iter().map(|l| l + 0.4 * rng.unit()).collect(),
-            reference: logp.iter().map(|l| l + 0.6 * rng.unit()).collect(),
-            advantages: (0..n)
-                .map(|i| {
-                    if i % 3 == 0 {
-                        -1.0 + 0.5 * rng.unit()
-                    } else {
-                        1.5 * rng.unit()
-                    }
-                })
-                .collect(),
-            weights: (0..n)
-                .map(|i| {
-                    if i % 5 == 3 {
-                        0.0
-                    } else {
-                        0.1 + rng.unit().abs()
-                    }
-                })
-                .collect(),
-        }
-    }
-
-    fn inputs<'a>(&'a self, targets: &'a Vec<u32>) -> TokenInputs<'a, CpuBackend> {
-        TokenInputs {
-            targets,
-            old_logprobs: &self.old,
-            ref_logprobs: Some(&self.reference),
-            advantages: &self.advantages,
-            weights: &self.weights,
-        }
-    }
-
-    fn append(&self, targets: &[u32], b: &mut Vec<u8>) {
-        b.extend(bytes(targets));
-        for v in [&self.old, &self.reference, &self.advantages, &self.weights] {
-            b.extend(bytes(v));
-        }
+/// Appends the per-token inputs in the driver's file order.
+fn append(host: &HostInputs, b: &mut Vec<u8>) {
+    b.extend(bytes(&host.targets));
+    for v in [&host.old, &host.reference, &host.advantages, &host.weights] {
+        b.extend(bytes(v));
     }
 }
 
@@ -342,9 +211,9 @@ fn policy_loss<T: Element>(test: &str) {
         return;
     };
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x1234_5678 + dtype::<T>() as u64);
+    let mut rng = XorShift::new(0x1234_5678 + dtype::<T>() as u64);
     for (n, v) in [(1usize, 1usize), (3, 257), (17, 1000), (5, 32_001)] {
-        for config in configs() {
+        for config in loss_configs() {
             let shape = LogitsShape {
                 tokens: n,
                 vocab: v,
@@ -354,17 +223,22 @@ fn policy_loss<T: Element>(test: &str) {
                 .token_logprobs(&x, &targets, shape, config.temperature as f32)
                 .expect("cpu logprobs")
                 .logprobs;
-            let tokens = Tokens::near(&mut rng, &logp);
+            let host = tokens_near(&mut rng, targets, &logp);
             let mut want_grad = x.clone();
             let want = cpu
-                .policy_loss(&mut want_grad, shape, &tokens.inputs(&targets), &config)
+                .policy_loss(
+                    &mut want_grad,
+                    shape,
+                    &DeviceInputs::upload(&cpu, &host).unwrap().view(true),
+                    &config,
+                )
                 .expect("cpu loss");
             let mut input = Vec::new();
             input.extend_from_slice(&(n as i64).to_le_bytes());
             input.extend_from_slice(&(v as i64).to_le_bytes());
             input.extend(params(&config));
             input.extend(bytes(&x));
-            tokens.append(&targets, &mut input);
+            append(&host, &mut input);
             let out = emulate(&exe, "policy", dtype::<T>(), &input);
             let size = T::DTYPE.size();
             let got_grad: Vec<f32> = out[..n * v * size]
@@ -374,7 +248,7 @@ fn policy_loss<T: Element>(test: &str) {
             let got = reduce(&floats(&out[n * v * size..]), &config);
             let what = format!("{:?} {n}x{v} {config:?}", T::DTYPE);
             assert_eq!(got.trained_tokens, want.trained_tokens, "{what}");
-            let rel = tolerance::<T>();
+            let rel = tol::<T>(1e-4, 2e-3, 1.6e-2);
             assert_close(&what, &report_scalars(&got), &report_scalars(&want), rel);
             // A −∞ logit gets the exact derivative 0 on both, entropy bonus or not.
             let want_grad: Vec<f32> = want_grad.iter().map(|x| x.to_f32()).collect();
@@ -403,7 +277,7 @@ fn token_logprobs<T: Element>(test: &str) {
         return;
     };
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x777 + dtype::<T>() as u64);
+    let mut rng = XorShift::new(0x777 + dtype::<T>() as u64);
     let stats = |x: &[T], targets: &[u32], n: usize, v: usize, inv_temp: f32| {
         let mut input = Vec::new();
         input.extend_from_slice(&(n as i64).to_le_bytes());
@@ -460,7 +334,7 @@ fn linear_policy_loss<T: Element>(test: &str) {
         return;
     };
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x999 + dtype::<T>() as u64);
+    let mut rng = XorShift::new(0x999 + dtype::<T>() as u64);
     let config = LossConfig {
         kl_coef: 0.02,
         kl_type: KlType::LowVarKl,
@@ -478,7 +352,7 @@ fn linear_policy_loss<T: Element>(test: &str) {
         let weight: Vec<T> = (0..v * d).map(|_| T::from_f32(0.3 * rng.unit())).collect();
         let targets: Vec<u32> = (0..n).map(|_| rng.below(v) as u32).collect();
         let logp: Vec<f32> = (0..n).map(|_| -3.0 + rng.unit()).collect();
-        let tokens = Tokens::near(&mut rng, &logp);
+        let host = tokens_near(&mut rng, targets, &logp);
         let shape = LinearShape {
             tokens: n,
             hidden: d,
@@ -486,7 +360,13 @@ fn linear_policy_loss<T: Element>(test: &str) {
             chunk,
         };
         let want = cpu
-            .linear_policy_loss(&hidden, &weight, shape, &tokens.inputs(&targets), &config)
+            .linear_policy_loss(
+                &hidden,
+                &weight,
+                shape,
+                &DeviceInputs::upload(&cpu, &host).unwrap().view(true),
+                &config,
+            )
             .expect("cpu");
         let mut input = Vec::new();
         for x in [n, d, v, chunk] {
@@ -495,7 +375,7 @@ fn linear_policy_loss<T: Element>(test: &str) {
         input.extend(params(&config));
         input.extend(bytes(&hidden));
         input.extend(bytes(&weight));
-        tokens.append(&targets, &mut input);
+        append(&host, &mut input);
         let out = floats(&emulate(&exe, "linear", dtype::<T>(), &input));
         let (gh, rest) = out.split_at(n * d);
         let (gw, rows) = rest.split_at(v * d);
@@ -533,27 +413,20 @@ fn group_advantages_are_bit_identical() {
         return;
     };
     let cpu = CpuBackend::new();
-    let mut rng = Rng(0x4242);
+    let mut rng = XorShift::new(0x4242);
     for b in [1usize, 2, 7, 61] {
         let rewards: Vec<f32> = (0..b).map(|_| rng.unit()).collect();
         let groups: Vec<u32> = (0..b).map(|i| (i % 9.min(b)) as u32).collect();
         let masked: Vec<u32> = (0..b).map(|i| u32::from(i % 4 == 1)).collect();
-        for (norm_by_std, masked_in_group_stats) in
-            [(true, true), (true, false), (false, false), (false, true)]
-        {
-            let config = GroupAdvantageConfig {
-                norm_by_std,
-                eps: 1e-6,
-                masked_in_group_stats,
-            };
+        for config in group_advantage_configs() {
             let want = cpu
                 .group_advantages(&rewards, &groups, &masked, &config)
                 .expect("cpu");
             let mut input = Vec::new();
             input.extend_from_slice(&(b as u32).to_le_bytes());
-            input.extend_from_slice(&i32::from(norm_by_std).to_le_bytes());
+            input.extend_from_slice(&i32::from(config.norm_by_std).to_le_bytes());
             input.extend_from_slice(&config.eps.to_le_bytes());
-            input.extend_from_slice(&i32::from(masked_in_group_stats).to_le_bytes());
+            input.extend_from_slice(&i32::from(config.masked_in_group_stats).to_le_bytes());
             input.extend(bytes(&rewards));
             input.extend(bytes(&groups));
             input.extend(bytes(&masked));

@@ -7,25 +7,21 @@
 
 use std::time::Instant;
 
-use supo_core::backend::TokenInputs;
 use supo_core::estimator::LossConfig;
-use supo_core::{Backend, CpuBackend, LinearShape, LogitsShape};
+use supo_core::{Backend, CpuBackend, Error, LinearShape, LogitsShape};
+use supo_tests::data::{DeviceInputs, HostInputs};
+use supo_tests::rng::Rng;
 use supo_wgpu::WgpuBackend;
 
-/// A small deterministic generator (SplitMix64), so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+/// Per-token inputs without reference log-probs (no KL term is timed).
+fn host_inputs(targets: Vec<u32>, old: Vec<f32>, advantages: Vec<f32>) -> HostInputs {
+    let n = targets.len();
+    HostInputs {
+        targets,
+        old,
+        reference: Vec::new(),
+        advantages,
+        weights: vec![1.0 / n as f32; n],
     }
 }
 
@@ -33,23 +29,13 @@ impl Rng {
 fn time<B: Backend>(
     backend: &B,
     logits: &[f32],
-    host: &[Vec<f32>; 3],
-    targets: &[u32],
+    host: &HostInputs,
     shape: LogitsShape,
     reps: usize,
 ) -> supo_core::Result<f64> {
     let config = LossConfig::default();
-    let targets = backend.upload(targets)?;
-    let old = backend.upload(&host[0])?;
-    let advantages = backend.upload(&host[1])?;
-    let weights = backend.upload(&host[2])?;
-    let inputs = TokenInputs {
-        targets: &targets,
-        old_logprobs: &old,
-        ref_logprobs: None,
-        advantages: &advantages,
-        weights: &weights,
-    };
+    let device = DeviceInputs::upload(backend, host).map_err(Error::Device)?;
+    let inputs = device.view(false);
     let mut best = f64::INFINITY;
     for _ in 0..reps {
         let mut buffer = backend.upload(logits)?;
@@ -72,17 +58,13 @@ fn time_linear<B: Backend>(
 ) -> supo_core::Result<f64> {
     let n = shape.tokens;
     let config = LossConfig::default();
-    let targets = backend.upload(targets)?;
-    let old = backend.upload(&vec![-(shape.vocab as f32).ln(); n])?;
-    let advantages = backend.upload(&vec![1.0f32; n])?;
-    let weights = backend.upload(&vec![1.0 / n as f32; n])?;
-    let inputs = TokenInputs {
-        targets: &targets,
-        old_logprobs: &old,
-        ref_logprobs: None,
-        advantages: &advantages,
-        weights: &weights,
-    };
+    let host = host_inputs(
+        targets.to_vec(),
+        vec![-(shape.vocab as f32).ln(); n],
+        vec![1.0f32; n],
+    );
+    let device = DeviceInputs::upload(backend, &host).map_err(Error::Device)?;
+    let inputs = device.view(false);
     let hidden = backend.upload(hidden)?;
     let weight = backend.upload(weight)?;
     let mut best = f64::INFINITY;
@@ -100,25 +82,24 @@ fn main() -> supo_core::Result<()> {
     let n = args.next().and_then(Result::ok).unwrap_or(4096);
     let v = args.next().and_then(Result::ok).unwrap_or(32768);
     let d = args.next().and_then(Result::ok).unwrap_or(256);
-    let mut rng = Rng(42);
+    // SplitMix64 from a fixed state, so runs are comparable.
+    let mut rng = Rng::from_state(42);
     let logits: Vec<f32> = (0..n * v).map(|_| 6.0 * rng.unit() - 3.0).collect();
-    let targets: Vec<u32> = (0..n).map(|_| (rng.next() % v as u64) as u32).collect();
-    let host = [
-        (0..n)
-            .map(|_| -(v as f32).ln() + rng.unit() - 0.5)
-            .collect(),
-        (0..n).map(|_| 2.0 * rng.unit() - 1.0).collect(),
-        vec![1.0 / n as f32; n],
-    ];
+    let targets: Vec<u32> = (0..n).map(|_| rng.below(v) as u32).collect();
+    let old = (0..n)
+        .map(|_| -(v as f32).ln() + rng.unit() - 0.5)
+        .collect();
+    let advantages = (0..n).map(|_| 2.0 * rng.unit() - 1.0).collect();
+    let host = host_inputs(targets, old, advantages);
     let shape = LogitsShape {
         tokens: n,
         vocab: v,
     };
     let gpu = WgpuBackend::new()?;
-    let g = time(&gpu, &logits, &host, &targets, shape, 3)?;
+    let g = time(&gpu, &logits, &host, shape, 3)?;
     println!("{}: policy_loss f32 N={n} V={v}: {:.3} s", gpu.name(), g);
     for cpu in [CpuBackend::new(), CpuBackend::parallel()] {
-        let c = time(&cpu, &logits, &host, &targets, shape, 3)?;
+        let c = time(&cpu, &logits, &host, shape, 3)?;
         println!("{}: policy_loss f32 N={n} V={v}: {:.3} s", cpu.name(), c);
     }
 
@@ -133,7 +114,7 @@ fn main() -> supo_core::Result<()> {
         .map(|_| 0.2 * rng.unit() - 0.1)
         .collect();
     let targets: Vec<u32> = (0..shape.tokens)
-        .map(|_| (rng.next() % shape.vocab as u64) as u32)
+        .map(|_| rng.below(shape.vocab) as u32)
         .collect();
     let what = format!(
         "linear_policy_loss f32 N={} D={d} V={} chunk={}",

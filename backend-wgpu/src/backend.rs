@@ -1,16 +1,20 @@
 //! [`WgpuBackend`]: the [`Backend`] operations as dispatches of the WGSL kernels.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::mem::size_of;
 
 use bytemuck::{Pod, Zeroable};
-use supo_core::backend::{
-    check_linear_shapes, check_logits_shape, check_logprob_inputs, check_token_inputs, reduce_rows,
-    Element, GroupAdvantageConfig, LinearLossOutput, LinearShape, LogitsShape, LossReport, RowLoss,
-    Scalar, TokenInputs, TokenLogProbs,
+use supo_core::backend::host::{
+    bad_logits_row, check_group_ids, check_group_lengths, check_linear_loss_args,
+    check_logprob_inputs, check_policy_loss_args, check_token_values, index_out_of_range,
+    non_finite, non_finite_reward, reduce_rows, row_chunks, target_out_of_range, LossKernelParams,
+    RowLoss, TokenValues,
 };
-use supo_core::estimator::{KlType, LossConfig};
+use supo_core::backend::{
+    Element, GroupAdvantageConfig, LinearLossOutput, LinearShape, LogitsShape, LossReport, Scalar,
+    TokenInputs, TokenLogProbs,
+};
+use supo_core::estimator::LossConfig;
 use supo_core::{Backend, Error, Result};
 
 use crate::buffer::WgpuBuffer;
@@ -41,7 +45,8 @@ const FLAG_BAD: u32 = 1;
 const FLAG_CLIPPED: u32 = 2;
 const FLAG_LOWER: u32 = 4;
 
-/// Uniform parameters of the row kernels (`Params` in `rows.wgsl`).
+/// Uniform parameters of the row kernels (`Params` in `rows.wgsl`): where the rows are, then the
+/// loss settings as the core packs them.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Pod, Zeroable)]
 struct RowParams {
@@ -51,34 +56,14 @@ struct RowParams {
     vocab: u32,
     elem0: u32,
     _pad: [u32; 2],
-    has_ref: u32,
-    inv_temp: f32,
-    ratio_min: f32,
-    ratio_max: f32,
-    dual_clip: f32,
-    has_dual: u32,
-    kl_coef: f32,
-    kl_type: u32,
-    entropy_coef: f32,
+    loss: LossKernelParams,
 }
 
 impl RowParams {
-    /// The loss settings of `config`, converted to f32 as the CPU reference does.
+    /// The loss settings of `config`.
     fn loss(config: &LossConfig, has_ref: bool) -> Self {
         RowParams {
-            has_ref: u32::from(has_ref),
-            inv_temp: (1.0 / config.temperature) as f32,
-            ratio_min: (1.0 - config.clip_low) as f32,
-            ratio_max: (1.0 + config.clip_high) as f32,
-            dual_clip: config.dual_clip.unwrap_or(0.0) as f32,
-            has_dual: u32::from(config.dual_clip.is_some()),
-            kl_coef: config.kl_coef as f32,
-            kl_type: match config.kl_type {
-                KlType::K1 => 0,
-                KlType::K2 => 1,
-                KlType::LowVarKl => 2,
-            },
-            entropy_coef: config.entropy_coef as f32,
+            loss: LossKernelParams::new(config, has_ref),
             ..Default::default()
         }
     }
@@ -171,6 +156,11 @@ fn parse_records(bytes: &[u8]) -> Vec<RowLoss> {
         .collect()
 }
 
+/// The index in status slot `slot`, if a kernel set it.
+fn hit(status: &[u32], slot: usize) -> Option<usize> {
+    (status[slot] != NONE).then_some(status[slot] as usize)
+}
+
 fn u32_of(value: u64, what: &str) -> Result<u32> {
     u32::try_from(value)
         .map_err(|_| Error::Unsupported(format!("{what} ({value}) does not fit in 32 bits")))
@@ -255,6 +245,11 @@ impl WgpuBackend {
             )));
         }
         Ok(())
+    }
+
+    /// A new f32 buffer of `len` elements.
+    fn alloc_f32(&self, len: usize) -> Result<WgpuBuffer<f32>> {
+        Ok(WgpuBuffer::new(self.gpu.storage(len as u64 * 4)?, len))
     }
 
     /// A status buffer holding `init`.
@@ -462,31 +457,45 @@ impl WgpuBackend {
         Ok(out)
     }
 
+    /// The index in status slot `slot` and the entry of `buffer` there, if the slot is set.
+    fn status_entry(
+        &self,
+        status: &[u32],
+        slot: usize,
+        buffer: &WgpuBuffer<u32>,
+    ) -> Result<Option<(usize, u32)>> {
+        match hit(status, slot) {
+            Some(i) => Ok(Some((
+                i,
+                self.read(buffer)?.get(i).copied().unwrap_or_default(),
+            ))),
+            None => Ok(None),
+        }
+    }
+
     /// Turns the per-token status slots into the CPU reference's errors, in its order.
     fn check_token_status(
         &self,
         status: &[u32],
-        targets: &WgpuBuffer<u32>,
+        inputs: &TokenInputs<'_, Self>,
         vocab: usize,
     ) -> Result<()> {
-        if status[ST_TARGET] != NONE {
-            let i = status[ST_TARGET] as usize;
-            let t = self.read(targets)?.get(i).copied().unwrap_or_default();
-            return Err(Error::InvalidInput(format!(
-                "target {t} of row {i} is outside the vocabulary of {vocab}"
-            )));
-        }
-        for (slot, what) in [
-            (ST_OLD, "old_logprobs"),
-            (ST_ADV, "advantages"),
-            (ST_WEIGHT, "weights"),
-            (ST_REF, "ref_logprobs"),
-        ] {
-            if status[slot] != NONE {
-                return Err(Error::NonFinite(format!("{what}[{}]", status[slot])));
-            }
-        }
-        Ok(())
+        check_token_values(
+            vocab,
+            inputs.ref_logprobs.is_some(),
+            || self.status_entry(status, ST_TARGET, inputs.targets),
+            |values| {
+                Ok(hit(
+                    status,
+                    match values {
+                        TokenValues::OldLogprobs => ST_OLD,
+                        TokenValues::Advantages => ST_ADV,
+                        TokenValues::Weights => ST_WEIGHT,
+                        TokenValues::RefLogprobs => ST_REF,
+                    },
+                ))
+            },
+        )
     }
 }
 
@@ -530,11 +539,10 @@ impl Backend for WgpuBackend {
     fn upload<T: Scalar>(&self, data: &[T]) -> Result<WgpuBuffer<T>> {
         let _serial = self.gpu.serial();
         self.gpu.check()?;
-        Ok(WgpuBuffer {
-            buffer: self.gpu.storage_with(bytemuck::cast_slice(data))?,
-            len: data.len(),
-            _elem: PhantomData,
-        })
+        Ok(WgpuBuffer::new(
+            self.gpu.storage_with(bytemuck::cast_slice(data))?,
+            data.len(),
+        ))
     }
 
     fn download<T: Scalar>(&self, buffer: &WgpuBuffer<T>) -> Result<Vec<T>> {
@@ -559,16 +567,8 @@ impl Backend for WgpuBackend {
         let n = shape.tokens as u64;
         self.check_binding("targets", n * 4)?;
         let out = TokenLogProbs {
-            logprobs: WgpuBuffer {
-                buffer: self.gpu.storage(n * 4)?,
-                len: shape.tokens,
-                _elem: PhantomData,
-            },
-            entropy: WgpuBuffer {
-                buffer: self.gpu.storage(n * 4)?,
-                len: shape.tokens,
-                _elem: PhantomData,
-            },
+            logprobs: self.alloc_f32(shape.tokens)?,
+            entropy: self.alloc_f32(shape.tokens)?,
         };
         if n == 0 {
             return Ok(out);
@@ -584,7 +584,10 @@ impl Backend for WgpuBackend {
                 total_rows: u32_of(n, "rows")?,
                 vocab: u32_of(shape.vocab as u64, "vocabulary size")?,
                 elem0: u32_of(chunk.elem0, "element offset")?,
-                inv_temp,
+                loss: LossKernelParams {
+                    inv_temp,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let uniform = self.gpu.uniform(&params)?;
@@ -608,14 +611,11 @@ impl Backend for WgpuBackend {
                 .dispatch(&mut encoder, &pipes.logprobs, &bind, chunk.rows)?;
         }
         let status = words(&self.gpu.read_back(encoder, &[(&status, 0, 24)])?[0]);
-        if status[ST_TARGET] != NONE {
-            self.check_token_status(&status, targets, shape.vocab)?;
+        if let Some((row, target)) = self.status_entry(&status, ST_TARGET, targets)? {
+            return Err(target_out_of_range(row, target, shape.vocab));
         }
-        if status[ST_ROW] != NONE {
-            return Err(Error::NonFinite(format!(
-                "logits row {} (NaN, +inf or all -inf)",
-                status[ST_ROW]
-            )));
+        if let Some(row) = hit(&status, ST_ROW) {
+            return Err(bad_logits_row(row));
         }
         Ok(out)
     }
@@ -628,8 +628,7 @@ impl Backend for WgpuBackend {
         config: &LossConfig,
     ) -> Result<LossReport> {
         let _serial = self.gpu.serial();
-        check_logits_shape(logits.len, shape)?;
-        check_token_inputs(self, shape.tokens, inputs, config)?;
+        check_policy_loss_args(self, logits.len, shape, inputs, config)?;
         self.gpu.check()?;
         let n = shape.tokens as u64;
         if n == 0 {
@@ -659,7 +658,7 @@ impl Backend for WgpuBackend {
             encoder,
             &[(&records, 0, n * RECORD_BYTES), (&status, 0, 24)],
         )?;
-        self.check_token_status(&words(&back[1]), inputs.targets, shape.vocab)?;
+        self.check_token_status(&words(&back[1]), inputs, shape.vocab)?;
         let report = reduce_rows(parse_records(&back[0]), config)?;
 
         // Inputs are valid: overwrite the logits with the gradient.
@@ -693,8 +692,7 @@ impl Backend for WgpuBackend {
             vocab: v,
             chunk,
         } = shape;
-        check_linear_shapes(hidden.len, weight.len, shape)?;
-        check_token_inputs(self, n, inputs, config)?;
+        check_linear_loss_args(self, hidden.len, weight.len, shape, inputs, config)?;
         self.gpu.check()?;
         let (n, d, v) = (n as u64, d as u64, v as u64);
         self.check_binding("per-token inputs", n * 4)?;
@@ -740,9 +738,8 @@ impl Backend for WgpuBackend {
             n * d,
             ST_HIDDEN,
         )?;
-        let mut start = 0;
-        while start < n {
-            let c = rows_per_chunk.min(n - start);
+        for (start, c) in row_chunks(n as usize, rows_per_chunk as usize) {
+            let (start, c) = (start as u64, c as u64);
             // z = h · Wᵀ   ([c, d] × [d, v])
             self.record_matmul(
                 &mut encoder,
@@ -796,32 +793,23 @@ impl Backend for WgpuBackend {
                 (&grad_weight, 0, d),
                 true,
             )?;
-            start += c;
         }
         let back = self.gpu.read_back(
             encoder,
             &[(&records, 0, n * RECORD_BYTES), (&status, 0, 32)],
         )?;
         let status = words(&back[1]);
-        self.check_token_status(&status, inputs.targets, v as usize)?;
+        self.check_token_status(&status, inputs, v as usize)?;
         for (slot, what) in [(ST_W_MATRIX, "weight"), (ST_HIDDEN, "hidden")] {
-            if status[slot] != NONE {
-                return Err(Error::NonFinite(format!("{what}[{}]", status[slot])));
+            if let Some(i) = hit(&status, slot) {
+                return Err(non_finite(what, i));
             }
         }
         let report = reduce_rows(parse_records(&back[0]), config)?;
         Ok(LinearLossOutput {
             report,
-            grad_hidden: WgpuBuffer {
-                buffer: grad_hidden,
-                len: hidden.len,
-                _elem: PhantomData,
-            },
-            grad_weight: WgpuBuffer {
-                buffer: grad_weight,
-                len: weight.len,
-                _elem: PhantomData,
-            },
+            grad_hidden: WgpuBuffer::new(grad_hidden, hidden.len),
+            grad_weight: WgpuBuffer::new(grad_weight, weight.len),
         })
     }
 
@@ -834,25 +822,10 @@ impl Backend for WgpuBackend {
     ) -> Result<WgpuBuffer<f32>> {
         let _serial = self.gpu.serial();
         let n = rewards.len;
-        if groups.len != n {
-            return Err(Error::InvalidInput(format!(
-                "{} group ids for {n} rewards",
-                groups.len
-            )));
-        }
-        if masked.len != n {
-            return Err(Error::InvalidInput(format!(
-                "{} mask flags for {n} rewards",
-                masked.len
-            )));
-        }
+        check_group_lengths(n, groups.len, masked.len)?;
         self.gpu.check()?;
         self.check_binding("rewards", n as u64 * 4)?;
-        let out = WgpuBuffer {
-            buffer: self.gpu.storage(n as u64 * 4)?,
-            len: n,
-            _elem: PhantomData,
-        };
+        let out = self.alloc_f32(n)?;
         if n == 0 {
             return Ok(out);
         }
@@ -885,14 +858,10 @@ impl Backend for WgpuBackend {
             (n as u64).div_ceil(WG),
         )?;
         let status = words(&self.gpu.read_back(encoder, &[(&status, 0, 8)])?[0]);
-        if status[0] != NONE {
-            return Err(Error::NonFinite(format!("reward of sample {}", status[0])));
+        if let Some(i) = hit(&status, 0) {
+            return Err(non_finite_reward(i));
         }
-        if status[1] as usize >= n {
-            return Err(Error::InvalidInput(
-                "group ids must be dense indices below the number of samples".into(),
-            ));
-        }
+        check_group_ids(status[1] as usize, n)?;
         Ok(out)
     }
 
@@ -906,11 +875,7 @@ impl Backend for WgpuBackend {
         let n = index.len;
         self.check_binding("token index", n as u64 * 4)?;
         self.check_binding("values", values.len as u64 * 4)?;
-        let out = WgpuBuffer {
-            buffer: self.gpu.storage(n as u64 * 4)?,
-            len: n,
-            _elem: PhantomData,
-        };
+        let out = self.alloc_f32(n)?;
         if n == 0 {
             return Ok(out);
         }
@@ -940,13 +905,8 @@ impl Backend for WgpuBackend {
             (n as u64).div_ceil(WG),
         )?;
         let status = words(&self.gpu.read_back(encoder, &[(&status, 0, 4)])?[0]);
-        if status[0] != NONE {
-            let t = status[0] as usize;
-            let i = self.read(index)?.get(t).copied().unwrap_or_default();
-            return Err(Error::InvalidInput(format!(
-                "token {t} points at trajectory {i}, but there are {}",
-                values.len
-            )));
+        if let Some((t, i)) = self.status_entry(&status, 0, index)? {
+            return Err(index_out_of_range(t, i, values.len));
         }
         Ok(out)
     }

@@ -14,6 +14,15 @@ pub struct WgpuBuffer<T> {
 }
 
 impl<T> WgpuBuffer<T> {
+    /// The buffer of `len` elements held by `buffer`.
+    pub(crate) fn new(buffer: wgpu::Buffer, len: usize) -> Self {
+        WgpuBuffer {
+            buffer,
+            len,
+            _elem: PhantomData,
+        }
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.len

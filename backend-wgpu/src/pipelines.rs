@@ -2,7 +2,8 @@
 //!
 //! Kernels that read logits or hidden states are compiled once per element type: the source is
 //! an element codec (`elem_*.wgsl`) followed by the kernel, so f16 and bf16 are read and written
-//! as two halves packed in each 32-bit word.
+//! as two halves packed in each 32-bit word. Every module but the matmul also gets
+//! `common.wgsl` (where an invocation is in the grid, the reference's `exp`).
 
 use std::sync::{Arc, Mutex};
 
@@ -103,7 +104,7 @@ fn elem_pipelines(gpu: &Gpu, dtype: DType) -> Result<ElemPipelines> {
     let [widen] = compile(
         gpu,
         &format!("widen_{}", dtype.name()),
-        format!("{codec}\n{WIDEN}"),
+        format!("{codec}\n{COMMON}\n{WIDEN}"),
         ["widen"],
     )?;
     Ok(ElemPipelines {
@@ -151,7 +152,7 @@ impl Pipelines {
         let [advantages, scatter] = compile(
             gpu,
             "tokens",
-            TOKENS.to_string(),
+            format!("{COMMON}\n{TOKENS}"),
             ["group_advantages", "scatter"],
         )?;
         let p = Arc::new(SharedPipelines {

@@ -8,119 +8,63 @@
 //! compared vector (plus 1e-7 absolute); f16/bf16 gradients within one unit in the last place
 //! of the element type.
 
-// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
-// must be visible in CI logs.
-use std::io::Write as _;
-
 use std::sync::OnceLock;
 
 use half::{bf16, f16};
-use supo_core::backend::{GroupAdvantageConfig, TokenInputs};
+use supo_core::backend::GroupAdvantageConfig;
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, CpuBackend, Element, Error, LinearShape, LogitsShape, LossReport};
+use supo_tests::backend_or_skip;
+use supo_tests::compare::{assert_close, to_f32};
+use supo_tests::data::{DeviceInputs, HostInputs};
+use supo_tests::rng::Rng;
 use supo_wgpu::WgpuBackend;
 
 /// The shared backend, or `None` when the machine has no adapter (and it is not required).
 fn gpu() -> Option<&'static WgpuBackend> {
     static GPU: OnceLock<Option<WgpuBackend>> = OnceLock::new();
-    GPU.get_or_init(|| match WgpuBackend::new() {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var("SUPO_REQUIRE_WGPU").as_deref() == Ok("1") => {
-            panic!("wgpu backend required (SUPO_REQUIRE_WGPU=1) but unavailable: {e}")
-        }
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "wgpu tests skipped: {e}");
-            None
-        }
-    })
-    .as_ref()
+    GPU.get_or_init(|| backend_or_skip("wgpu tests", WgpuBackend::new(), "SUPO_REQUIRE_WGPU"))
+        .as_ref()
 }
 
-/// SplitMix64: deterministic test data without extra dependencies.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn normal(&mut self) -> f32 {
-        let u = self.unit().max(1e-7);
-        let v = self.unit();
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+/// Random per-token inputs for `n` rows of a vocabulary of `v`: log-probs around uniform's.
+fn random_host(rng: &mut Rng, n: usize, v: usize) -> HostInputs {
+    let base = -(v as f32).ln();
+    HostInputs {
+        targets: (0..n).map(|_| rng.below(v) as u32).collect(),
+        old: (0..n).map(|_| base + 0.5 * rng.gaussian()).collect(),
+        reference: (0..n).map(|_| base + 0.3 * rng.gaussian()).collect(),
+        advantages: (0..n).map(|_| 2.0 * rng.gaussian()).collect(),
+        weights: (0..n)
+            .map(|_| if rng.unit() < 0.2 { 0.0 } else { rng.unit() })
+            .collect(),
     }
 }
 
-/// Host-side per-token inputs.
-#[derive(Clone)]
-struct Host {
-    targets: Vec<u32>,
-    old: Vec<f32>,
-    reference: Vec<f32>,
-    advantages: Vec<f32>,
-    weights: Vec<f32>,
-}
-
-impl Host {
-    fn random(rng: &mut Rng, n: usize, v: usize) -> Self {
-        let base = -(v as f32).ln();
-        Host {
-            targets: (0..n).map(|_| rng.below(v) as u32).collect(),
-            old: (0..n).map(|_| base + 0.5 * rng.normal()).collect(),
-            reference: (0..n).map(|_| base + 0.3 * rng.normal()).collect(),
-            advantages: (0..n).map(|_| 2.0 * rng.normal()).collect(),
-            weights: (0..n)
-                .map(|_| if rng.unit() < 0.2 { 0.0 } else { rng.unit() })
-                .collect(),
-        }
-    }
-}
-
-/// Device copies of [`Host`].
-struct Dev<B: Backend> {
-    targets: B::Buffer<u32>,
-    old: B::Buffer<f32>,
-    reference: B::Buffer<f32>,
-    advantages: B::Buffer<f32>,
-    weights: B::Buffer<f32>,
-}
-
-impl<B: Backend> Dev<B> {
-    fn new(b: &B, h: &Host) -> Self {
-        Dev {
-            targets: b.upload(&h.targets).unwrap(),
-            old: b.upload(&h.old).unwrap(),
-            reference: b.upload(&h.reference).unwrap(),
-            advantages: b.upload(&h.advantages).unwrap(),
-            weights: b.upload(&h.weights).unwrap(),
-        }
-    }
-
-    fn view(&self, with_ref: bool) -> TokenInputs<'_, B> {
-        TokenInputs {
-            targets: &self.targets,
-            old_logprobs: &self.old,
-            ref_logprobs: with_ref.then_some(&self.reference),
-            advantages: &self.advantages,
-            weights: &self.weights,
-        }
-    }
+/// Uploads per-token inputs to `b`.
+fn upload<B: Backend>(b: &B, host: &HostInputs) -> DeviceInputs<B> {
+    DeviceInputs::upload(b, host).unwrap()
 }
 
 fn random_logits<T: Element>(rng: &mut Rng, len: usize) -> Vec<T> {
-    (0..len).map(|_| T::from_f32(3.0 * rng.normal())).collect()
+    (0..len)
+        .map(|_| T::from_f32(3.0 * rng.gaussian()))
+        .collect()
+}
+
+/// Random logits `[n, v]` and per-token inputs, from the generator of state `seed`.
+fn random_case<T: Element>(seed: u64, n: usize, v: usize) -> (Vec<T>, HostInputs, LogitsShape) {
+    let mut rng = Rng::from_state(seed);
+    let logits = random_logits(&mut rng, n * v);
+    let host = random_host(&mut rng, n, v);
+    (
+        logits,
+        host,
+        LogitsShape {
+            tokens: n,
+            vocab: v,
+        },
+    )
 }
 
 /// Runs the fused loss on `b`, returning the report (or error) and the gradient.
@@ -128,25 +72,41 @@ fn run_loss<B: Backend, T: Element>(
     b: &B,
     logits: &[T],
     shape: LogitsShape,
-    host: &Host,
+    host: &HostInputs,
     config: &LossConfig,
     with_ref: bool,
 ) -> (Result<LossReport, Error>, Vec<T>) {
     let mut buffer = b.upload(logits).unwrap();
-    let dev = Dev::new(b, host);
+    let dev = upload(b, host);
     let report = b.policy_loss(&mut buffer, shape, &dev.view(with_ref), config);
     (report, b.download(&buffer).unwrap())
 }
 
-fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-6);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= rel * scale + 1e-7,
-            "{what}[{i}]: got {g}, expected {w} (scale {scale})"
-        );
-    }
+/// Runs the fused linear loss on `b` (no reference log-probs), returning the report and both
+/// gradients, or the error.
+fn run_linear<B: Backend>(
+    b: &B,
+    hidden: &[f32],
+    weight: &[f32],
+    shape: LinearShape,
+    host: &HostInputs,
+    config: &LossConfig,
+) -> Result<(LossReport, Vec<f32>, Vec<f32>), Error> {
+    let dev = upload(b, host);
+    b.linear_policy_loss(
+        &b.upload(hidden).unwrap(),
+        &b.upload(weight).unwrap(),
+        shape,
+        &dev.view(false),
+        config,
+    )
+    .map(|o| {
+        (
+            o.report,
+            b.download(&o.grad_hidden).unwrap(),
+            b.download(&o.grad_weight).unwrap(),
+        )
+    })
 }
 
 fn assert_report(what: &str, got: &LossReport, want: &LossReport) {
@@ -167,10 +127,6 @@ fn assert_report(what: &str, got: &LossReport, want: &LossReport) {
             "{what}: {name} {g}, expected {w}"
         );
     }
-}
-
-fn to_f32<T: Element>(v: &[T]) -> Vec<f32> {
-    v.iter().map(|x| x.to_f32()).collect()
 }
 
 #[test]
@@ -198,7 +154,7 @@ fn upload_download_round_trips_every_type() {
 fn empty_inputs() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
-    let host = Host::random(&mut Rng(1), 0, 5);
+    let host = random_host(&mut Rng::from_state(1), 0, 5);
     let shape = LogitsShape {
         tokens: 0,
         vocab: 5,
@@ -224,7 +180,7 @@ fn empty_inputs() {
     // The linear loss with no token still checks the weight and returns a zero dL/dW.
     let weight = b.upload(&[0.5f32; 15]).unwrap();
     let hidden = b.upload::<f32>(&[]).unwrap();
-    let dev = Dev::new(b, &host);
+    let dev = upload(b, &host);
     let lin = b
         .linear_policy_loss(
             &hidden,
@@ -249,13 +205,7 @@ fn errors_match_the_cpu() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, v) = (6, 37);
-    let mut rng = Rng(5);
-    let logits: Vec<f32> = random_logits(&mut rng, n * v);
-    let host = Host::random(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<f32>(5, n, v);
     let config = LossConfig::default();
     let kl = LossConfig {
         kl_coef: 0.1,
@@ -263,7 +213,7 @@ fn errors_match_the_cpu() {
     };
     let weighted = host.weights.iter().position(|&w| w != 0.0).unwrap();
 
-    let mut cases: Vec<(&str, Vec<f32>, Host, LossConfig, bool)> = Vec::new();
+    let mut cases: Vec<(&str, Vec<f32>, HostInputs, LossConfig, bool)> = Vec::new();
     let mut h = host.clone();
     h.targets[3] = v as u32 + 2;
     cases.push(("target", logits.clone(), h, config, false));
@@ -312,7 +262,7 @@ fn errors_match_the_cpu() {
     }
 
     // Shapes and lengths.
-    let dev = Dev::new(b, &host);
+    let dev = upload(b, &host);
     let mut buf = b.upload(&logits).unwrap();
     let wrong = LogitsShape {
         tokens: n,
@@ -395,15 +345,9 @@ fn bad_row_of_weight_zero_is_an_error() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, v) = (5, 50);
-    let mut rng = Rng(8);
-    let mut logits: Vec<f32> = random_logits(&mut rng, n * v);
-    let mut host = Host::random(&mut rng, n, v);
+    let (mut logits, mut host, shape) = random_case::<f32>(8, n, v);
     host.weights[2] = 0.0;
     logits[2 * v + 3] = f32::NAN;
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
     let config = LossConfig::default();
     let (got, grad) = run_loss(b, &logits, shape, &host, &config, false);
     let (want, _) = run_loss(&cpu, &logits, shape, &host, &config, false);
@@ -424,18 +368,12 @@ fn masked_vocabulary() {
 fn check_masked<T: Element>(b: &WgpuBackend) {
     let cpu = CpuBackend::new();
     let (n, v) = (9, 301);
-    let mut rng = Rng(11);
-    let mut logits: Vec<T> = random_logits(&mut rng, n * v);
-    let host = Host::random(&mut rng, n, v);
+    let (mut logits, host, shape) = random_case::<T>(11, n, v);
     for (i, x) in logits.iter_mut().enumerate() {
         if i % 3 == 0 && (i % v) as u32 != host.targets[i / v] {
             *x = T::from_f32(f32::NEG_INFINITY);
         }
     }
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
     let config = LossConfig {
         entropy_coef: 0.01,
         ..LossConfig::default()
@@ -467,13 +405,7 @@ fn chunked_bindings_are_bit_identical() {
 
 fn check_chunked<T: Element>(b: &WgpuBackend, small: &WgpuBackend) {
     let (n, v) = (41, 333);
-    let mut rng = Rng(13);
-    let logits: Vec<T> = random_logits(&mut rng, n * v);
-    let host = Host::random(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<T>(13, n, v);
     let config = LossConfig {
         kl_coef: 0.1,
         kl_type: KlType::K2,
@@ -511,13 +443,7 @@ fn rows_beyond_one_grid_dimension() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, v) = (70_000, 3);
-    let mut rng = Rng(17);
-    let logits: Vec<f32> = random_logits(&mut rng, n * v);
-    let host = Host::random(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<f32>(17, n, v);
     let got = b
         .token_logprobs(
             &b.upload(&logits).unwrap(),
@@ -560,13 +486,7 @@ fn half_gradients_within_one_ulp() {
 fn check_ulps<T: Element>(b: &WgpuBackend, bits: impl Fn(T) -> u16) {
     let cpu = CpuBackend::new();
     let (n, v) = (23, 2049);
-    let mut rng = Rng(19);
-    let logits: Vec<T> = random_logits(&mut rng, n * v);
-    let host = Host::random(&mut rng, n, v);
-    let shape = LogitsShape {
-        tokens: n,
-        vocab: v,
-    };
+    let (logits, host, shape) = random_case::<T>(19, n, v);
     let config = LossConfig::default();
     let (_, grad) = run_loss(b, &logits, shape, &host, &config, false);
     let (_, want) = run_loss(&cpu, &logits, shape, &host, &config, false);
@@ -599,7 +519,7 @@ fn extreme_logits() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, v) = (12, 517);
-    let mut rng = Rng(23);
+    let mut rng = Rng::from_state(23);
     let logits: Vec<f32> = (0..n * v)
         .map(|_| match rng.below(4) {
             0 => 1e4,
@@ -607,7 +527,7 @@ fn extreme_logits() {
             _ => 1e4 * (2.0 * rng.unit() - 1.0),
         })
         .collect();
-    let host = Host::random(&mut rng, n, v);
+    let host = random_host(&mut rng, n, v);
     let shape = LogitsShape {
         tokens: n,
         vocab: v,
@@ -631,10 +551,10 @@ fn linear_loss_errors_and_determinism() {
     let Some(b) = gpu() else { return };
     let cpu = CpuBackend::new();
     let (n, d, v) = (21, 17, 130);
-    let mut rng = Rng(29);
-    let hidden: Vec<f32> = (0..n * d).map(|_| rng.normal()).collect();
-    let weight: Vec<f32> = (0..v * d).map(|_| 0.3 * rng.normal()).collect();
-    let host = Host::random(&mut rng, n, v);
+    let mut rng = Rng::from_state(29);
+    let hidden: Vec<f32> = (0..n * d).map(|_| rng.gaussian()).collect();
+    let weight: Vec<f32> = (0..v * d).map(|_| 0.3 * rng.gaussian()).collect();
+    let host = random_host(&mut rng, n, v);
     let shape = LinearShape {
         tokens: n,
         hidden: d,
@@ -645,36 +565,17 @@ fn linear_loss_errors_and_determinism() {
         entropy_coef: 0.01,
         ..LossConfig::default()
     };
-    let dev = Dev::new(b, &host);
-    let run = |h: &[f32], w: &[f32]| {
-        b.linear_policy_loss(
-            &b.upload(h).unwrap(),
-            &b.upload(w).unwrap(),
-            shape,
-            &dev.view(false),
-            &config,
-        )
-        .map(|o| {
-            (
-                o.report,
-                b.download(&o.grad_hidden).unwrap(),
-                b.download(&o.grad_weight).unwrap(),
-            )
-        })
-    };
+    let run = |h: &[f32], w: &[f32]| run_linear(b, h, w, shape, &host, &config);
     let first = run(&hidden, &weight).unwrap();
     let second = run(&hidden, &weight).unwrap();
     assert_eq!(first.0, second.0);
     let bits = |x: &[f32]| -> Vec<u32> { x.iter().map(|v| v.to_bits()).collect() };
     assert_eq!(bits(&first.1), bits(&second.1));
     assert_eq!(bits(&first.2), bits(&second.2));
-    let cpu_dev = Dev::new(&cpu, &host);
-    let want = cpu
-        .linear_policy_loss(&hidden, &weight, shape, &cpu_dev.view(false), &config)
-        .unwrap();
-    assert_report("linear", &first.0, &want.report);
-    assert_close("dL/dhidden", &first.1, &want.grad_hidden, 1e-4);
-    assert_close("dL/dweight", &first.2, &want.grad_weight, 1e-4);
+    let want = run_linear(&cpu, &hidden, &weight, shape, &host, &config).unwrap();
+    assert_report("linear", &first.0, &want.0);
+    assert_close("dL/dhidden", &first.1, &want.1, 1e-4);
+    assert_close("dL/dweight", &first.2, &want.2, 1e-4);
 
     let mut bad = weight.clone();
     bad[40] = f32::NAN;
@@ -688,20 +589,8 @@ fn linear_loss_errors_and_determinism() {
     ));
     let mut bad_host = host.clone();
     bad_host.targets[0] = v as u32;
-    let bad_dev = Dev::new(b, &bad_host);
-    let got = b
-        .linear_policy_loss(
-            &b.upload(&hidden).unwrap(),
-            &b.upload(&weight).unwrap(),
-            shape,
-            &bad_dev.view(false),
-            &config,
-        )
-        .err();
-    let cpu_bad = Dev::new(&cpu, &bad_host);
-    let want = cpu
-        .linear_policy_loss(&hidden, &weight, shape, &cpu_bad.view(false), &config)
-        .err();
+    let got = run_linear(b, &hidden, &weight, shape, &bad_host, &config).err();
+    let want = run_linear(&cpu, &hidden, &weight, shape, &bad_host, &config).err();
     assert_eq!(got, want);
 }
 
@@ -716,10 +605,10 @@ fn linear_loss_under_a_small_binding_limit() {
     let small = small.with_binding_limit(4096);
     let cpu = CpuBackend::new();
     let (n, d, v) = (45, 4, 50);
-    let mut rng = Rng(31);
-    let hidden: Vec<f32> = (0..n * d).map(|_| rng.normal()).collect();
-    let weight: Vec<f32> = (0..v * d).map(|_| 0.3 * rng.normal()).collect();
-    let host = Host::random(&mut rng, n, v);
+    let mut rng = Rng::from_state(31);
+    let hidden: Vec<f32> = (0..n * d).map(|_| rng.gaussian()).collect();
+    let weight: Vec<f32> = (0..v * d).map(|_| 0.3 * rng.gaussian()).collect();
+    let host = random_host(&mut rng, n, v);
     let shape = LinearShape {
         tokens: n,
         hidden: d,
@@ -727,35 +616,22 @@ fn linear_loss_under_a_small_binding_limit() {
         chunk: 64,
     };
     let config = LossConfig::default();
-    let dev = Dev::new(&small, &host);
-    let got = small
-        .linear_policy_loss(
-            &small.upload(&hidden).unwrap(),
-            &small.upload(&weight).unwrap(),
-            shape,
-            &dev.view(false),
-            &config,
-        )
-        .unwrap();
-    let cpu_dev = Dev::new(&cpu, &host);
-    let want = cpu
-        .linear_policy_loss(&hidden, &weight, shape, &cpu_dev.view(false), &config)
-        .unwrap();
-    assert_report("small binding", &got.report, &want.report);
-    let gh = small.download(&got.grad_hidden).unwrap();
-    assert_close("dL/dhidden", &gh, &want.grad_hidden, 1e-4);
-    let gw = small.download(&got.grad_weight).unwrap();
-    assert_close("dL/dweight", &gw, &want.grad_weight, 1e-4);
+    let (report, gh, gw) = run_linear(&small, &hidden, &weight, shape, &host, &config).unwrap();
+    let want = run_linear(&cpu, &hidden, &weight, shape, &host, &config).unwrap();
+    assert_report("small binding", &report, &want.0);
+    assert_close("dL/dhidden", &gh, &want.1, 1e-4);
+    assert_close("dL/dweight", &gw, &want.2, 1e-4);
 
     let big = LinearShape {
         hidden: 64,
         ..shape
     };
-    let result = small.linear_policy_loss(
-        &small.upload(&vec![0.0f32; n * 64]).unwrap(),
-        &small.upload(&vec![0.0f32; v * 64]).unwrap(),
+    let result = run_linear(
+        &small,
+        &vec![0.0f32; n * 64],
+        &vec![0.0f32; v * 64],
         big,
-        &dev.view(false),
+        &host,
         &config,
     );
     assert!(matches!(result, Err(Error::Unsupported(_))));

@@ -7,8 +7,8 @@
 //! [`CpuBackend`], the reference implementation every other backend is checked against.
 //!
 //! The crate is `#![no_std]` + `alloc` with default features off. Features:
-//! `std` (default), `serde`, `proptest` (public strategies in [`strategies`]), `parallel`
-//! (a rayon path in [`CpuBackend`] that is bit-identical to the serial one).
+//! `std` (default), `serde`, `proptest` (public strategies in the `strategies` module),
+//! `parallel` (a rayon path in [`CpuBackend`] that is bit-identical to the serial one).
 //!
 //! ```
 //! use supo_core::estimator::{EstimatorConfig, LogProbBatch};

@@ -18,15 +18,12 @@
 //! Clip and dual-clip fractions may differ by one token where a ratio sits on a clip boundary
 //! within rounding; they are compared to `1.5 / trained tokens`.
 
-// Skip notices go straight to stderr: the test harness captures `eprintln!`, and a skip
-// must be visible in CI logs.
-use std::io::Write as _;
-
 use half::{bf16, f16};
-use supo_core::backend::{GroupAdvantageConfig, TokenInputs};
 use supo_core::estimator::{KlType, LossConfig};
 use supo_core::{Backend, CpuBackend, Element, LinearShape, LogitsShape, LossReport};
 
+use crate::compare::{close, to_f32, tol};
+use crate::data::{group_advantage_configs, random_logits, DeviceInputs, HostInputs};
 use crate::rng::Rng;
 
 /// Shapes `(N, V)` the logits checks run on.
@@ -74,37 +71,6 @@ pub fn loss_configs() -> Vec<LossConfig> {
     ]
 }
 
-/// Relative tolerance for an element type.
-fn tol<T: Element>(f32_tol: f32, f16_tol: f32, bf16_tol: f32) -> f32 {
-    match T::DTYPE {
-        supo_core::DType::F16 => f16_tol,
-        supo_core::DType::BF16 => bf16_tol,
-        _ => f32_tol,
-    }
-}
-
-/// Compares two vectors; the error names the first offending index.
-pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!(
-            "{what}: {} values, expected {}",
-            got.len(),
-            want.len()
-        ));
-    }
-    let scale = want.iter().fold(0.0f32, |a, b| a.max(b.abs())).max(1e-6);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        // Written so that a NaN fails the comparison.
-        let within = (g - w).abs() <= rel * scale + 1e-7;
-        if !within {
-            return Err(format!(
-                "{what}[{i}]: got {g}, expected {w} (tolerance {rel} × {scale})"
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn assert_report(what: &str, got: &LossReport, want: &LossReport, rel: f32) -> Result<(), String> {
     if got.trained_tokens != want.trained_tokens {
         return Err(format!(
@@ -134,7 +100,7 @@ fn assert_report(what: &str, got: &LossReport, want: &LossReport, rel: f32) -> R
     .iter()
     .zip(scalars(got).iter().zip(scalars(want).iter()))
     {
-        assert_close(&format!("{what}: {name}"), &[*g], &[*w], rel)?;
+        close(&format!("{what}: {name}"), &[*g], &[*w], rel)?;
     }
     let one_token = 1.5 / want.trained_tokens.max(1) as f64;
     for (name, g, w) in [
@@ -146,103 +112,6 @@ fn assert_report(what: &str, got: &LossReport, want: &LossReport, rel: f32) -> R
         }
     }
     Ok(())
-}
-
-/// Random per-token inputs for `n` rows; `logp` (the current policy's) seeds `old` and `ref`
-/// so that ratios straddle the clip range.
-pub struct HostInputs {
-    /// Targets.
-    pub targets: Vec<u32>,
-    /// `log π_old`.
-    pub old: Vec<f32>,
-    /// `log π_ref`.
-    pub reference: Vec<f32>,
-    /// Advantages.
-    pub advantages: Vec<f32>,
-    /// Aggregation weights (some zero).
-    pub weights: Vec<f32>,
-}
-
-impl HostInputs {
-    /// Random inputs around the reference log-probs `logp`.
-    pub fn random(rng: &mut Rng, vocab: usize, logp: impl Fn(usize, u32) -> f32, n: usize) -> Self {
-        let targets: Vec<u32> = (0..n).map(|_| rng.below(vocab) as u32).collect();
-        let old = (0..n)
-            .map(|i| logp(i, targets[i]) + 0.4 * rng.normal())
-            .collect();
-        let reference = (0..n)
-            .map(|i| logp(i, targets[i]) + 0.3 * rng.normal())
-            .collect();
-        let advantages = (0..n).map(|_| 2.0 * rng.normal()).collect();
-        let weights = (0..n)
-            .map(|_| {
-                if rng.unit() < 0.2 {
-                    0.0
-                } else {
-                    rng.uniform(0.01, 0.1)
-                }
-            })
-            .collect();
-        HostInputs {
-            targets,
-            old,
-            reference,
-            advantages,
-            weights,
-        }
-    }
-}
-
-/// Device copies of [`HostInputs`].
-pub struct DeviceInputs<B: Backend> {
-    targets: B::Buffer<u32>,
-    old: B::Buffer<f32>,
-    reference: B::Buffer<f32>,
-    advantages: B::Buffer<f32>,
-    weights: B::Buffer<f32>,
-}
-
-impl<B: Backend> DeviceInputs<B> {
-    /// Uploads host inputs.
-    pub fn upload(b: &B, h: &HostInputs) -> Result<Self, String> {
-        let e = |e: supo_core::Error| e.to_string();
-        Ok(DeviceInputs {
-            targets: b.upload(&h.targets).map_err(e)?,
-            old: b.upload(&h.old).map_err(e)?,
-            reference: b.upload(&h.reference).map_err(e)?,
-            advantages: b.upload(&h.advantages).map_err(e)?,
-            weights: b.upload(&h.weights).map_err(e)?,
-        })
-    }
-
-    /// The borrowed view the fused losses take.
-    pub fn view(&self, with_ref: bool) -> TokenInputs<'_, B> {
-        TokenInputs {
-            targets: &self.targets,
-            old_logprobs: &self.old,
-            ref_logprobs: with_ref.then_some(&self.reference),
-            advantages: &self.advantages,
-            weights: &self.weights,
-        }
-    }
-}
-
-/// Random logits of a shape; `extreme` puts some at ±1e4.
-pub fn random_logits<T: Element>(rng: &mut Rng, n: usize, v: usize, extreme: bool) -> Vec<T> {
-    (0..n * v)
-        .map(|_| {
-            let x = if extreme && rng.unit() < 0.01 {
-                if rng.unit() < 0.5 {
-                    1e4
-                } else {
-                    -1e4
-                }
-            } else {
-                3.0 * rng.normal()
-            };
-            T::from_f32(x)
-        })
-        .collect()
 }
 
 /// `log softmax(row)[target]` in f64, for building old/ref log-probs near the current policy.
@@ -318,13 +187,13 @@ fn token_logprobs_typed<B: Backend, T: Element>(b: &B, rng: &mut Rng) -> Result<
             .map_err(err)?;
         let rel = tol::<T>(1e-4, 1e-3, 1e-2);
         let at = format!("shape {n}x{v}");
-        assert_close(
+        close(
             &format!("{at} logprobs"),
             &b.download(&got.logprobs).map_err(err)?,
             &want.logprobs,
             rel,
         )?;
-        assert_close(
+        close(
             &format!("{at} entropy"),
             &b.download(&got.entropy).map_err(err)?,
             &want.entropy,
@@ -366,17 +235,11 @@ fn policy_loss_typed<B: Backend, T: Element>(b: &B, rng: &mut Rng) -> Result<(),
                 .map_err(err)?;
             let at = format!("shape {n}x{v} config {c}");
             assert_report(&at, &got, &want, tol::<T>(1e-4, 1e-3, 1e-2))?;
-            let got_grad: Vec<f32> = b
-                .download(&dev_logits)
-                .map_err(err)?
-                .iter()
-                .map(|x| x.to_f32())
-                .collect();
-            let want_grad: Vec<f32> = want_grad.iter().map(|x| x.to_f32()).collect();
-            assert_close(
+            let got_grad = to_f32(&b.download(&dev_logits).map_err(err)?);
+            close(
                 &format!("{at} dL/dlogits"),
                 &got_grad,
-                &want_grad,
+                &to_f32(&want_grad),
                 tol::<T>(1e-4, 2e-3, 1.6e-2),
             )?;
         }
@@ -435,13 +298,13 @@ fn linear_typed<B: Backend, T: Element>(b: &B, rng: &mut Rng) -> Result<(), Stri
         let at = format!("linear {n}x{d}x{v}/{chunk}");
         let rel = tol::<T>(1e-3, 2e-3, 1.6e-2);
         assert_report(&at, &got.report, &want.report, rel)?;
-        assert_close(
+        close(
             &format!("{at} dL/dhidden"),
             &b.download(&got.grad_hidden).map_err(err)?,
             &want.grad_hidden,
             rel,
         )?;
-        assert_close(
+        close(
             &format!("{at} dL/dweight"),
             &b.download(&got.grad_weight).map_err(err)?,
             &want.grad_weight,
@@ -461,14 +324,7 @@ pub fn check_advantages_and_scatter<B: Backend>(b: &B) -> Result<(), String> {
             .map(|_| if rng.unit() < 0.5 { 1.0 } else { rng.unit() })
             .collect();
         let masked: Vec<u32> = (0..n).map(|_| (rng.unit() < 0.2) as u32).collect();
-        for (norm_by_std, masked_in_group_stats) in
-            [(true, true), (true, false), (false, true), (false, false)]
-        {
-            let config = GroupAdvantageConfig {
-                norm_by_std,
-                eps: 1e-6,
-                masked_in_group_stats,
-            };
+        for config in group_advantage_configs() {
             let want = cpu
                 .group_advantages(&rewards, &groups, &masked, &config)
                 .map_err(err)?;
@@ -481,7 +337,7 @@ pub fn check_advantages_and_scatter<B: Backend>(b: &B) -> Result<(), String> {
                 )
                 .map_err(err)?;
             let got = b.download(&got).map_err(err)?;
-            assert_close(&format!("advantages n={n} {config:?}"), &got, &want, 1e-5)?;
+            close(&format!("advantages n={n} {config:?}"), &got, &want, 1e-5)?;
             let index: Vec<u32> = (0..3 * n).map(|_| rng.below(n.max(1)) as u32).collect();
             if n > 0 {
                 let want = cpu.scatter_to_tokens(&want, &index).map_err(err)?;
@@ -491,7 +347,7 @@ pub fn check_advantages_and_scatter<B: Backend>(b: &B) -> Result<(), String> {
                         &b.upload(&index).map_err(err)?,
                     )
                     .map_err(err)?;
-                assert_close("scatter", &b.download(&got).map_err(err)?, &want, 0.0)?;
+                close("scatter", &b.download(&got).map_err(err)?, &want, 0.0)?;
             }
         }
     }
@@ -546,7 +402,7 @@ pub fn check_masked_vocab<B: Backend>(b: &B) -> Result<(), String> {
             .map_err(err)?;
         let at = format!("masked {n}x{v}");
         assert_report(&at, &got, &want, 1e-4)?;
-        assert_close(
+        close(
             &format!("{at} dL/dlogits"),
             &b.download(&dev).map_err(err)?,
             &want_grad,
@@ -563,7 +419,7 @@ pub fn check_masked_vocab<B: Backend>(b: &B) -> Result<(), String> {
         let want_lp = cpu
             .token_logprobs(&logits, &host.targets, shape, 1.0)
             .map_err(err)?;
-        assert_close(
+        close(
             &format!("{at} logprobs"),
             &b.download(&lp.logprobs).map_err(err)?,
             &want_lp.logprobs,
@@ -696,21 +552,6 @@ pub fn check_errors<B: Backend>(b: &B) -> Result<(), String> {
     Ok(())
 }
 
-/// Returns the backend, or `None` after printing why the suite is skipped; panics (fails the
-/// test) instead of skipping when the environment variable `require_env` is `1`.
-pub fn backend_or_skip<B>(name: &str, made: supo_core::Result<B>, require_env: &str) -> Option<B> {
-    match made {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var(require_env).as_deref() == Ok("1") => {
-            panic!("{name}: backend required ({require_env}=1) but unavailable: {e}")
-        }
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "parity suite for {name} skipped: {e}");
-            None
-        }
-    }
-}
-
 /// Generates the parity suite's tests for one backend:
 /// `parity_suite!(module_name, constructor_expression, "REQUIRE_ENV_VAR");`
 #[macro_export]
@@ -720,7 +561,11 @@ macro_rules! parity_suite {
             #[allow(unused_imports)]
             use super::*;
             fn backend() -> Option<impl supo_core::Backend> {
-                $crate::parity::backend_or_skip(stringify!($name), $make, $require_env)
+                $crate::backend_or_skip(
+                    concat!("parity suite for ", stringify!($name)),
+                    $make,
+                    $require_env,
+                )
             }
             $crate::parity_suite!(@test token_logprobs, check_token_logprobs);
             $crate::parity_suite!(@test policy_loss, check_policy_loss);

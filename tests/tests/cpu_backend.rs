@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use supo_core::backend::TokenInputs;
 use supo_core::estimator::{EstimatorConfig, LossConfig, TrainingBatch};
 use supo_core::{strategies, Backend, CpuBackend, LinearShape, LogitsShape};
-use supo_tests::parity::{random_logits, HostInputs};
+use supo_tests::data::{random_logits, HostInputs};
 use supo_tests::rng::Rng;
 
 fn inputs<'a>(h: &'a HostInputs) -> TokenInputs<'a, CpuBackend> {

@@ -22,6 +22,11 @@ struct bf16_t {
     u16 bits;
 };
 
+// Applies M(suffix, type) to every element type of logits and hidden states, so a module
+// defines the `extern "C"` entry points of a templated kernel once: `NAME_f32`, `NAME_f16`,
+// `NAME_bf16`.
+#define SUPO_FOR_EACH_ELEM(M) M(f32, float) M(f16, f16_t) M(bf16, bf16_t)
+
 __device__ __forceinline__ float pos_inf() { return __int_as_float(0x7f800000); }
 __device__ __forceinline__ float neg_inf() { return __int_as_float((int)0xff800000u); }
 __device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }

@@ -13,6 +13,19 @@
 #define GEMM_BN 64
 #define GEMM_BK 16
 
+// Slot `idx` of a staged [GEMM_BK x width] operand slice as (k, other): consecutive threads
+// walk the operand's unit-stride dimension (k when `k_unit`), so that global loads coalesce
+// whichever way the operand is laid out.
+__device__ __forceinline__ void tile_slot(int idx, bool k_unit, int width, int* k, int* other) {
+    if (k_unit) {
+        *k = idx % GEMM_BK;
+        *other = idx / GEMM_BK;
+    } else {
+        *other = idx % width;
+        *k = idx / width;
+    }
+}
+
 template <typename TA, typename TB>
 __device__ void gemm_impl(i64 m, i64 n, i64 k, const TA* a, i64 rsa, i64 csa, const TB* b,
                           i64 rsb, i64 csb, float* c, i64 ldc, int accumulate) {
@@ -32,31 +45,18 @@ __device__ void gemm_impl(i64 m, i64 n, i64 k, const TA* a, i64 rsa, i64 csa, co
         }
     }
     for (i64 k0 = 0; k0 < k; k0 += GEMM_BK) {
-        // Stage A[row0.., k0..] and B[k0.., col0..]; consecutive threads walk the unit-stride
-        // dimension so global loads coalesce whichever way the operand is laid out.
+        // Stage A[row0.., k0..] and B[k0.., col0..] (see `tile_slot`).
 #pragma unroll
         for (int l = 0; l < 4; ++l) {
             const int idx = tid + l * SUPO_THREADS;
             int ii;
             int kk;
-            if (csa == 1) {
-                kk = idx % GEMM_BK;
-                ii = idx / GEMM_BK;
-            } else {
-                ii = idx % GEMM_BM;
-                kk = idx / GEMM_BM;
-            }
+            tile_slot(idx, csa == 1, GEMM_BM, &kk, &ii);
             const i64 gi = row0 + ii;
             const i64 gka = k0 + kk;
             as[kk][ii] = (gi < m && gka < k) ? to_f32(a[gi * rsa + gka * csa]) : 0.0f;
             int jj;
-            if (csb == 1) {
-                jj = idx % GEMM_BN;
-                kk = idx / GEMM_BN;
-            } else {
-                kk = idx % GEMM_BK;
-                jj = idx / GEMM_BK;
-            }
+            tile_slot(idx, csb != 1, GEMM_BN, &kk, &jj);
             const i64 gj = col0 + jj;
             const i64 gkb = k0 + kk;
             bs[kk][jj] = (gj < n && gkb < k) ? to_f32(b[gkb * rsb + gj * csb]) : 0.0f;

@@ -155,30 +155,26 @@ __device__ void row_stats_impl(const T* logits, i64 vocab, const u32* targets, f
     }
 }
 
-extern "C" __global__ void row_stats_f32(const float* logits, i64 vocab, const u32* targets,
-                                         float inv_temp, float* logp, float* entropy) {
-    row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);
-}
-extern "C" __global__ void row_stats_f16(const f16_t* logits, i64 vocab, const u32* targets,
-                                         float inv_temp, float* logp, float* entropy) {
-    row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);
-}
-extern "C" __global__ void row_stats_bf16(const bf16_t* logits, i64 vocab, const u32* targets,
-                                          float inv_temp, float* logp, float* entropy) {
-    row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);
-}
+#define SUPO_ROW_STATS(SUFFIX, T)                                                            \
+    extern "C" __global__ void row_stats_##SUFFIX(const T* logits, i64 vocab,                \
+                                                  const u32* targets, float inv_temp,        \
+                                                  float* logp, float* entropy) {             \
+        row_stats_impl(logits, vocab, targets, inv_temp, logp, entropy);                     \
+    }
+SUPO_FOR_EACH_ELEM(SUPO_ROW_STATS)
 
-// Loss settings, laid out like `LossParams` in `src/ops.rs` (nine 4-byte fields).
+// Loss settings, laid out like `supo_core::backend::host::LossKernelParams` (nine 4-byte
+// fields).
 struct LossParams {
     float inv_temp;
     float ratio_min;
     float ratio_max;
     float dual_clip;
-    int has_dual;
+    u32 has_dual;
     float kl_coef;
-    int kl_type; // 0 = k1, 1 = k2, 2 = low_var_kl
+    u32 kl_type; // 0 = k1, 1 = k2, 2 = low_var_kl
     float entropy_coef;
-    int has_ref;
+    u32 has_ref;
 };
 
 // Per-token terms (`supo_core::estimator::surrogate::TokenTerms`).
@@ -204,7 +200,7 @@ __device__ __forceinline__ float d_max(float a, float b, float da, float db) {
 }
 
 // `surrogate::kl_term`: a KL estimate and its derivative with respect to log pi.
-__device__ __forceinline__ void kl_term(float logp, float ref_logp, int kl_type, float* kl,
+__device__ __forceinline__ void kl_term(float logp, float ref_logp, u32 kl_type, float* kl,
                                         float* d_kl) {
     if (kl_type == 0) {
         *kl = logp - ref_logp;
@@ -270,7 +266,7 @@ __device__ __forceinline__ Terms token_terms(float logp, float old_logp, float r
     return t;
 }
 
-// Floats per row in the `rows_out` record the host reduces (see `RowRecord` in src/ops.rs):
+// Floats per row in the `rows_out` record the host reduces (`ROW_RECORD` in src/abi.rs):
 // weight, pg, kl, entropy, approx_kl, clipped, clipped_lower, finite.
 #define ROW_RECORD 8
 
@@ -338,27 +334,12 @@ __device__ void policy_rows_impl(T* logits, i64 vocab, u64 row0, const u32* targ
     }
 }
 
-extern "C" __global__ void policy_rows_f32(float* logits, i64 vocab, u64 row0,
-                                           const u32* targets, const float* old_logp,
-                                           const float* ref_logp, const float* advantages,
-                                           const float* weights, LossParams p,
-                                           float* rows_out) {
-    policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages, weights, p,
-                     rows_out);
-}
-extern "C" __global__ void policy_rows_f16(f16_t* logits, i64 vocab, u64 row0,
-                                           const u32* targets, const float* old_logp,
-                                           const float* ref_logp, const float* advantages,
-                                           const float* weights, LossParams p,
-                                           float* rows_out) {
-    policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages, weights, p,
-                     rows_out);
-}
-extern "C" __global__ void policy_rows_bf16(bf16_t* logits, i64 vocab, u64 row0,
-                                            const u32* targets, const float* old_logp,
-                                            const float* ref_logp, const float* advantages,
-                                            const float* weights, LossParams p,
-                                            float* rows_out) {
-    policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages, weights, p,
-                     rows_out);
-}
+#define SUPO_POLICY_ROWS(SUFFIX, T)                                                          \
+    extern "C" __global__ void policy_rows_##SUFFIX(                                         \
+        T* logits, i64 vocab, u64 row0, const u32* targets, const float* old_logp,           \
+        const float* ref_logp, const float* advantages, const float* weights, LossParams p,  \
+        float* rows_out) {                                                                   \
+        policy_rows_impl(logits, vocab, row0, targets, old_logp, ref_logp, advantages,       \
+                         weights, p, rows_out);                                              \
+    }
+SUPO_FOR_EACH_ELEM(SUPO_POLICY_ROWS)

@@ -1,6 +1,27 @@
-// Helpers shared by the row kernels: the CPU reference's exp for non-positive arguments.
+// Helpers shared by every kernel module except the matmul (prepended at build time): where an
+// invocation is in the grid, and the CPU reference's exp for non-positive arguments.
 
+// Invocations per workgroup of every kernel.
+const WG: u32 = 256u;
 const F32_MAX: f32 = 3.40282347e38;
+
+// The builtins of a kernel's invocation: its workgroup in a 2-D grid (one dimension may not
+// hold them all) and its index in the workgroup.
+struct Invocation {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+}
+
+// The workgroup's index in the grid (row kernels: its row in the chunk).
+fn workgroup_index(inv: Invocation) -> u32 {
+    return inv.wid.y * inv.nwg.x + inv.wid.x;
+}
+
+// The invocation's index in the grid (element-wise kernels: its element).
+fn flat_index(inv: Invocation) -> u32 {
+    return workgroup_index(inv) * WG + inv.lid;
+}
 
 // exp(x) for x <= 0: the Cephes polynomial of `supo_core::backend::kernel::exp_nonpositive`
 // (within 2 ulp of the exact value; 0 below -87.3), so both backends round the same way.

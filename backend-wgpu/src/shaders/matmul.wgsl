@@ -37,6 +37,16 @@ struct Params {
 var<workgroup> tile_a: array<f32, 1024>;  // [TK][TM]
 var<workgroup> tile_b: array<f32, 1024>;  // [TK][TN]
 
+// Slot `idx` of a staged [TK][width] operand slice as (k, other): consecutive invocations walk
+// the operand's unit-stride dimension (k when `k_unit`), so the loads of a tile are contiguous
+// (coalesced on a GPU) whichever way it is laid out.
+fn tile_slot(idx: u32, k_unit: bool, width: u32) -> vec2<u32> {
+    if k_unit {
+        return vec2<u32>(idx % TK, idx / TK);
+    }
+    return vec2<u32>(idx / width, idx % width);
+}
+
 @compute @workgroup_size(256)
 fn matmul(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -51,25 +61,17 @@ fn matmul(
     for (var k0 = 0u; k0 < P.k; k0 += TK) {
         for (var i = 0u; i < 4u; i++) {
             let idx = lid + i * 256u;
-            // Consecutive invocations walk the operand's unit-stride dimension, so the loads
-            // of a tile are contiguous (coalesced on a GPU) whichever way it is laid out.
-            var ak = idx % TK;
-            var am = idx / TK;
-            if P.a_cs != 1u {
-                am = idx % TM;
-                ak = idx / TM;
-            }
+            let sa = tile_slot(idx, P.a_cs == 1u, TM);
+            let ak = sa.x;
+            let am = sa.y;
             var va = 0.0;
             if m0 + am < P.m && k0 + ak < P.k {
                 va = a[P.a_off + (m0 + am) * P.a_rs + (k0 + ak) * P.a_cs];
             }
             tile_a[ak * TM + am] = va;
-            var bn = idx % TN;
-            var bk = idx / TN;
-            if P.b_cs != 1u {
-                bk = idx % TK;
-                bn = idx / TK;
-            }
+            let sb = tile_slot(idx, P.b_cs != 1u, TN);
+            let bk = sb.x;
+            let bn = sb.y;
             var vb = 0.0;
             if k0 + bk < P.k && n0 + bn < P.n {
                 vb = b[P.b_off + (k0 + bk) * P.b_rs + (n0 + bn) * P.b_cs];

@@ -1,12 +1,11 @@
 // Row kernels over a logits matrix [rows, vocab], one workgroup per row. Prepended at build
 // time: an element codec (`elem_*.wgsl`: EPW, ELEM_BITS, elem_class, elem_value, encode_elem)
-// and `common.wgsl`.
+// and `common.wgsl` (WG, Invocation, exp_np).
 //
 // Every reduction has a fixed order: each invocation walks its strided share of the row in
 // order (in blocks of BLOCK, like the CPU's blockwise online maximum), then the 256 partial
 // states are combined in a fixed binary tree.
 
-const WG: u32 = 256u;
 // Elements per invocation between two updates of its running maximum.
 const BLOCK: u32 = 8u;
 const LOG_RATIO_CLAMP: f32 = 20.0;
@@ -34,7 +33,7 @@ struct Params {
     elem0: u32,       // element offset of row0's first logit in the bound logits window
     _pad0: u32,
     _pad1: u32,
-    has_ref: u32,
+    // The loss settings, laid out like `supo_core::backend::host::LossKernelParams`.
     inv_temp: f32,
     ratio_min: f32,
     ratio_max: f32,
@@ -43,6 +42,7 @@ struct Params {
     kl_coef: f32,
     kl_type: u32,     // 0: k1, 1: k2, 2: low_var_kl
     entropy_coef: f32,
+    has_ref: u32,
 }
 
 // Per-row results of the fused loss (10 words; read back and reduced on the host).
@@ -196,8 +196,15 @@ fn row_stats(r: u32, lid: u32, tgt: u32) -> Stats {
     return st;
 }
 
-fn row_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.y * nwg.x + wid.x;
+// Pass 1 of both `loss_stats` and `logprobs` over row `g` (local index `r`): the softmax
+// statistics (valid in invocation 0) and the target checked against the vocabulary.
+fn checked_row_stats(r: u32, g: u32, lid: u32) -> Stats {
+    let tgt = targets[g];
+    let st = row_stats(r, lid, tgt);
+    if lid == 0u && tgt >= P.vocab {
+        atomicMin(&status[ST_TARGET], g);
+    }
+    return st;
 }
 
 // Derivative of max(a, b) given those of a and b; ties split the gradient as PyTorch does.
@@ -278,18 +285,14 @@ fn token_terms(logp: f32, old: f32, reference: f32, advantage: f32) -> Terms {
 
 // Pass 1 of the fused loss: statistics, loss terms and the row's gradient coefficients.
 @compute @workgroup_size(256)
-fn loss_stats(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let r = row_index(wid, nwg);
+fn loss_stats(inv: Invocation) {
+    let lid = inv.lid;
+    let r = workgroup_index(inv);
     if r >= P.rows {
         return;
     }
     let g = P.row0 + r;
-    let tgt = targets[g];
-    let st = row_stats(r, lid, tgt);
+    let st = checked_row_stats(r, g, lid);
     if lid != 0u {
         return;
     }
@@ -297,9 +300,6 @@ fn loss_stats(
     let adv_bits = adv[g];
     let w_bits = weights[g];
     let ref_bits = select(0u, ref_lp[g], P.has_ref != 0u);
-    if tgt >= P.vocab {
-        atomicMin(&status[ST_TARGET], g);
-    }
     if !is_finite_bits(old_bits) {
         atomicMin(&status[ST_OLD], g);
     }
@@ -384,12 +384,9 @@ fn grad_elem(rg: RowGrad, c: u32, bits: u32) -> f32 {
 // 32-bit word per step. A row owns the words whose first element is in it, so a packed word
 // shared with the next row is written once, by this row's workgroup, with both halves.
 @compute @workgroup_size(256)
-fn loss_grad(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let r = row_index(wid, nwg);
+fn loss_grad(inv: Invocation) {
+    let lid = inv.lid;
+    let r = workgroup_index(inv);
     if r >= P.rows {
         return;
     }
@@ -422,23 +419,16 @@ fn loss_grad(
 
 // log softmax(z / T)[target] and the entropy of each row.
 @compute @workgroup_size(256)
-fn logprobs(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let r = row_index(wid, nwg);
+fn logprobs(inv: Invocation) {
+    let lid = inv.lid;
+    let r = workgroup_index(inv);
     if r >= P.rows {
         return;
     }
     let g = P.row0 + r;
-    let tgt = targets[g];
-    let st = row_stats(r, lid, tgt);
+    let st = checked_row_stats(r, g, lid);
     if lid != 0u {
         return;
-    }
-    if tgt >= P.vocab {
-        atomicMin(&status[ST_TARGET], g);
     }
     if st.bad {
         atomicMin(&status[ST_ROW], g);

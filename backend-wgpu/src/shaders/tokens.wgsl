@@ -1,4 +1,5 @@
 // Per-trajectory and per-token kernels: group-relative advantages and their broadcast to tokens.
+// Prepended at build time: `common.wgsl` (Invocation, flat_index).
 
 struct Params {
     count: u32,            // samples (advantages) or tokens (scatter)
@@ -25,10 +26,6 @@ const ST_INDEX: u32 = 0u;    // scatter: first token with an out-of-range index 
 @group(0) @binding(6) var<storage, read> values: array<f32>;
 @group(0) @binding(7) var<storage, read> index: array<u32>;
 
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
-
 fn counts(j: u32) -> bool {
     return P.masked_in_stats != 0u || masked[j] == 0u;
 }
@@ -36,12 +33,8 @@ fn counts(j: u32) -> bool {
 // A_i = (R_i − mean_g) / (std_g + ε) with the Bessel-corrected std, both over the members of
 // i's group taken in index order (so every member of a group computes the same statistics).
 @compute @workgroup_size(256)
-fn group_advantages(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = flat_index(wid, nwg, lid);
+fn group_advantages(inv: Invocation) {
+    let i = flat_index(inv);
     if i >= P.count {
         return;
     }
@@ -85,12 +78,8 @@ fn group_advantages(
 
 // out[t] = values[index[t]].
 @compute @workgroup_size(256)
-fn scatter(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let t = flat_index(wid, nwg, lid);
+fn scatter(inv: Invocation) {
+    let t = flat_index(inv);
     if t >= P.count {
         return;
     }

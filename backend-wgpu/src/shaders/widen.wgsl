@@ -1,5 +1,5 @@
 // Widens an element buffer to f32 and records the first non-finite element (-inf included).
-// Prepended at build time: an element codec (`elem_*.wgsl`).
+// Prepended at build time: an element codec (`elem_*.wgsl`) and `common.wgsl`.
 
 struct Params {
     count: u32,  // elements to convert
@@ -14,12 +14,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> status: array<atomic<u32>>;
 
 @compute @workgroup_size(256)
-fn widen(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+fn widen(inv: Invocation) {
+    let i = flat_index(inv);
     if i >= P.count {
         return;
     }

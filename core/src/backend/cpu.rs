@@ -8,13 +8,17 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::host::{
+    bad_logits_row, check_linear_loss_args, check_logprob_inputs, check_policy_loss_args,
+    check_token_values, index_out_of_range, non_finite, reduce_rows, row_chunks,
+    target_out_of_range, RowLoss,
+};
 use super::kernel::{Isa, RowStats};
 use super::{
-    check_linear_shapes, check_logits_shape, check_logprob_inputs, check_token_inputs, reduce_rows,
     Backend, Element, GroupAdvantageConfig, LinearLossOutput, LinearShape, LogitsShape, LossReport,
-    RowLoss, Scalar, TokenInputs, TokenLogProbs,
+    Scalar, TokenInputs, TokenLogProbs,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::estimator::advantage::group_advantages;
 use crate::estimator::surrogate::{token_terms, SurrogateParams};
 use crate::estimator::{AdvantageConfig, LossConfig};
@@ -99,19 +103,28 @@ impl CpuBackend {
     }
 }
 
+/// The first row whose target is outside the vocabulary, with that target.
+fn first_bad_target(targets: &[u32], vocab: usize) -> Option<(usize, u32)> {
+    targets
+        .iter()
+        .position(|&t| t as usize >= vocab)
+        .map(|i| (i, targets[i]))
+}
+
 fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
-    if let Some(i) = targets.iter().position(|&t| t as usize >= vocab) {
-        return Err(Error::InvalidInput(alloc::format!(
-            "target {} of row {i} is outside the vocabulary of {vocab}",
-            targets[i]
-        )));
+    match first_bad_target(targets, vocab) {
+        Some((row, target)) => Err(target_out_of_range(row, target, vocab)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+fn first_nonfinite(values: &[f32]) -> Option<usize> {
+    values.iter().position(|v| !v.is_finite())
 }
 
 fn check_finite(what: &str, values: &[f32]) -> Result<()> {
-    match values.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(Error::NonFinite(alloc::format!("{what}[{i}]"))),
+    match first_nonfinite(values) {
+        Some(i) => Err(non_finite(what, i)),
         None => Ok(()),
     }
 }
@@ -127,13 +140,12 @@ struct HostTokens<'a> {
 
 impl<'a> HostTokens<'a> {
     fn new(inputs: &'a TokenInputs<'a, CpuBackend>, vocab: usize) -> Result<Self> {
-        check_targets(inputs.targets, vocab)?;
-        check_finite("old_logprobs", inputs.old_logprobs)?;
-        check_finite("advantages", inputs.advantages)?;
-        check_finite("weights", inputs.weights)?;
-        if let Some(r) = inputs.ref_logprobs {
-            check_finite("ref_logprobs", r)?;
-        }
+        check_token_values(
+            vocab,
+            inputs.ref_logprobs.is_some(),
+            || Ok(first_bad_target(inputs.targets, vocab)),
+            |values| Ok(values.of(inputs).and_then(|v| first_nonfinite(v))),
+        )?;
         Ok(HostTokens {
             targets: inputs.targets,
             old: inputs.old_logprobs,
@@ -236,9 +248,7 @@ impl Backend for CpuBackend {
             s
         };
         if let Some(i) = stats.iter().position(|s| !s.is_finite()) {
-            return Err(Error::NonFinite(alloc::format!(
-                "logits row {i} (NaN, +inf or all -inf)"
-            )));
+            return Err(bad_logits_row(i));
         }
         Ok(TokenLogProbs {
             logprobs: stats.iter().map(|s| s.logp).collect(),
@@ -253,8 +263,7 @@ impl Backend for CpuBackend {
         inputs: &TokenInputs<'_, Self>,
         config: &LossConfig,
     ) -> Result<LossReport> {
-        check_logits_shape(logits.len(), shape)?;
-        check_token_inputs(self, shape.tokens, inputs, config)?;
+        check_policy_loss_args(self, logits.len(), shape, inputs, config)?;
         let host = HostTokens::new(inputs, shape.vocab)?;
         let params = SurrogateParams::<f32>::new(config);
         let inv_temp = (1.0 / config.temperature) as f32;
@@ -279,8 +288,7 @@ impl Backend for CpuBackend {
             vocab: v,
             chunk,
         } = shape;
-        check_linear_shapes(hidden.len(), weight.len(), shape)?;
-        check_token_inputs(self, n, inputs, config)?;
+        check_linear_loss_args(self, hidden.len(), weight.len(), shape, inputs, config)?;
         let host = HostTokens::new(inputs, v)?;
         let params = SurrogateParams::<f32>::new(config);
         let inv_temp = (1.0 / config.temperature) as f32;
@@ -293,16 +301,12 @@ impl Backend for CpuBackend {
         let mut logits = vec![0.0f32; chunk.min(n.max(1)) * v];
         let mut h32 = vec![0.0f32; chunk.min(n.max(1)) * d];
         let mut rows = Vec::with_capacity(n);
-        for start in (0..n).step_by(chunk) {
-            let c = chunk.min(n - start);
+        for (start, c) in row_chunks(n, chunk) {
             for (dst, src) in h32.iter_mut().zip(&hidden[start * d..(start + c) * d]) {
                 *dst = src.to_f32();
             }
-            if let Some(i) = h32[..c * d].iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite(alloc::format!(
-                    "hidden[{}]",
-                    start * d + i
-                )));
+            if let Some(i) = first_nonfinite(&h32[..c * d]) {
+                return Err(non_finite("hidden", start * d + i));
             }
             let z = &mut logits[..c * v];
             // z = h · Wᵀ   ([c, d] × [d, v])
@@ -369,12 +373,10 @@ impl Backend for CpuBackend {
             .iter()
             .enumerate()
             .map(|(t, &i)| {
-                values.get(i as usize).copied().ok_or_else(|| {
-                    Error::InvalidInput(alloc::format!(
-                        "token {t} points at trajectory {i}, but there are {}",
-                        values.len()
-                    ))
-                })
+                values
+                    .get(i as usize)
+                    .copied()
+                    .ok_or_else(|| index_out_of_range(t, i, values.len()))
             })
             .collect()
     }

@@ -5,18 +5,23 @@
 //! accumulate in f32 whatever the input element type, keep log-sum-exp stable for logits of
 //! ±1e4, give bit-identical outputs for identical inputs on the same device (no float atomics in
 //! reductions), pass the parity suite in `supo-tests` against [`CpuBackend`](cpu::CpuBackend),
-//! and return an [`Error`] (never panic) when it cannot start or run.
+//! and return an [`Error`](crate::Error) (never panic) when it cannot start or run.
 //!
 //! The per-token math every backend implements is spelled out, once, in
 //! [`crate::estimator::surrogate`]; [`cpu`] is its reference realisation.
 
 pub mod cpu;
 mod element;
+pub mod host;
 pub mod kernel;
 
 pub use element::{DType, Element, Scalar};
+pub use host::{
+    check_linear_shapes, check_logits_shape, check_logprob_inputs, check_token_inputs, reduce_rows,
+    RowLoss,
+};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::estimator::LossConfig;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -116,7 +121,7 @@ pub struct GroupAdvantageConfig {
 /// A compute backend for the SUPO loss.
 ///
 /// Implementors provide device buffers ([`Backend::Buffer`]) and the operations of the design
-/// card's backend contract. All methods validate shapes and return [`Error`] instead of
+/// card's backend contract. All methods validate shapes and return [`Error`](crate::Error) instead of
 /// panicking. See the module documentation for the numerics rules.
 pub trait Backend {
     /// A device buffer of `T`s.
@@ -181,163 +186,4 @@ pub trait Backend {
         values: &Self::Buffer<f32>,
         index: &Self::Buffer<u32>,
     ) -> Result<Self::Buffer<f32>>;
-}
-
-/// What one logits row contributes to a fused policy loss. Backends compute these on their
-/// device and hand them, in row order, to [`reduce_rows`] — the one reduction they all share.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RowLoss {
-    /// The token's aggregation weight (0: not trained).
-    pub weight: f32,
-    /// Whether the row's softmax was usable (no NaN or `+∞` logit, not all `−∞`).
-    pub usable: bool,
-    /// Clipped surrogate `ℓ_t`.
-    pub pg: f32,
-    /// KL estimate.
-    pub kl: f32,
-    /// Entropy of the row's softmax.
-    pub entropy: f32,
-    /// `−clamp(log π − log π_old, ±20)`.
-    pub approx_kl: f32,
-    /// The clip was active.
-    pub clipped: bool,
-    /// The dual clip was active.
-    pub clipped_lower: bool,
-}
-
-/// Reduces per-row losses, in row order and in f64, into the report: weighted sums for the
-/// losses, plain means over trained tokens for the statistics. Any unusable logits row, trained
-/// or not, is an error; so is a non-finite loss.
-pub fn reduce_rows(
-    rows: impl IntoIterator<Item = RowLoss>,
-    config: &LossConfig,
-) -> Result<LossReport> {
-    let mut r = LossReport::default();
-    let (mut clipped, mut lower) = (0usize, 0usize);
-    for (i, row) in rows.into_iter().enumerate() {
-        if !row.usable {
-            return Err(Error::NonFinite(alloc::format!(
-                "logits row {i} (NaN, +inf or all -inf)"
-            )));
-        }
-        if row.weight == 0.0 {
-            continue;
-        }
-        let w = f64::from(row.weight);
-        r.pg_loss += w * f64::from(row.pg);
-        r.kl_loss += w * f64::from(row.kl);
-        r.entropy_loss += w * f64::from(row.entropy);
-        r.approx_kl += f64::from(row.approx_kl);
-        r.entropy += f64::from(row.entropy);
-        clipped += usize::from(row.clipped);
-        lower += usize::from(row.clipped_lower);
-        r.trained_tokens += 1;
-    }
-    if r.trained_tokens > 0 {
-        let n = r.trained_tokens as f64;
-        r.clipfrac = clipped as f64 / n;
-        r.clipfrac_lower = lower as f64 / n;
-        r.approx_kl /= n;
-        r.entropy /= n;
-    }
-    r.loss = r.pg_loss + config.kl_coef * r.kl_loss - config.entropy_coef * r.entropy_loss;
-    if !r.loss.is_finite() {
-        return Err(Error::NonFinite("loss".into()));
-    }
-    Ok(r)
-}
-
-/// Checks the lengths of a fused-loss call against its shape; shared by every backend so they
-/// all reject the same inputs with the same messages.
-pub fn check_token_inputs<B: Backend + ?Sized>(
-    backend: &B,
-    tokens: usize,
-    inputs: &TokenInputs<'_, B>,
-    config: &LossConfig,
-) -> Result<()> {
-    config.validate()?;
-    let lens = [
-        ("targets", backend.len(inputs.targets)),
-        ("old_logprobs", backend.len(inputs.old_logprobs)),
-        ("advantages", backend.len(inputs.advantages)),
-        ("weights", backend.len(inputs.weights)),
-    ];
-    for (what, len) in lens {
-        crate::error::ensure!(len == tokens, "{what} has {len} entries, expected {tokens}");
-    }
-    match inputs.ref_logprobs {
-        Some(r) => {
-            let len = backend.len(r);
-            crate::error::ensure!(
-                len == tokens,
-                "ref_logprobs has {len} entries, expected {tokens}"
-            );
-        }
-        None if config.kl_coef != 0.0 => {
-            return Err(Error::InvalidInput(
-                "kl_coef is non-zero but no ref_logprobs were given".into(),
-            ))
-        }
-        None => {}
-    }
-    Ok(())
-}
-
-/// Checks a [`Backend::token_logprobs`] call: the logits against their shape, one target per
-/// row, a positive finite temperature.
-pub fn check_logprob_inputs(
-    logits_len: usize,
-    targets_len: usize,
-    shape: LogitsShape,
-    temperature: f32,
-) -> Result<()> {
-    check_logits_shape(logits_len, shape)?;
-    crate::error::ensure!(
-        targets_len == shape.tokens,
-        "{targets_len} targets for {} rows",
-        shape.tokens
-    );
-    crate::error::ensure!(
-        temperature.is_finite() && temperature > 0.0,
-        "temperature must be > 0"
-    );
-    Ok(())
-}
-
-/// Checks the operands of a [`Backend::linear_policy_loss`] call against their shapes.
-pub fn check_linear_shapes(hidden_len: usize, weight_len: usize, shape: LinearShape) -> Result<()> {
-    let LinearShape {
-        tokens: n,
-        hidden: d,
-        vocab: v,
-        chunk,
-    } = shape;
-    crate::error::ensure!(chunk > 0, "chunk must be > 0");
-    crate::error::ensure!(v > 0 && d > 0, "hidden and vocab sizes must be > 0");
-    let overflow = || Error::InvalidInput(alloc::format!("shape {shape:?} overflows usize"));
-    let nd = n.checked_mul(d).ok_or_else(overflow)?;
-    let vd = v.checked_mul(d).ok_or_else(overflow)?;
-    crate::error::ensure!(
-        hidden_len == nd,
-        "hidden has {hidden_len} elements, shape needs {nd}"
-    );
-    crate::error::ensure!(
-        weight_len == vd,
-        "weight has {weight_len} elements, shape needs {vd}"
-    );
-    Ok(())
-}
-
-/// Checks a logits buffer against its shape.
-pub fn check_logits_shape(len: usize, shape: LogitsShape) -> Result<()> {
-    let want = shape
-        .tokens
-        .checked_mul(shape.vocab)
-        .ok_or_else(|| Error::InvalidInput(alloc::format!("shape {shape:?} overflows usize")))?;
-    crate::error::ensure!(
-        len == want,
-        "logits have {len} elements, shape {shape:?} needs {want}"
-    );
-    crate::error::ensure!(shape.vocab > 0 || shape.tokens == 0, "vocab must be > 0");
-    Ok(())
 }
