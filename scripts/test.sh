@@ -3,9 +3,10 @@
 # reference `bfcl-eval` wheel, NVIDIA's NVRTC wheel) when pip can reach PyPI, then runs the
 # whole workspace's tests. Extra arguments go to `cargo test`.
 #
-# Suites that need something this machine lacks (a wgpu adapter, NVRTC, a CUDA GPU, python3 or
-# the BFCL wheel) say by name that they skipped; set SUPO_REQUIRE_WGPU / SUPO_REQUIRE_NVRTC /
-# SUPO_REQUIRE_BFCL to 1 to make them fail instead (CI does).
+# Suites that need something this machine lacks (a wgpu adapter, NVRTC, a CUDA GPU, python3,
+# the BFCL wheel, the openai SDK or LiteLLM) say by name that they skipped; set
+# SUPO_REQUIRE_WGPU / SUPO_REQUIRE_NVRTC / SUPO_REQUIRE_BFCL / SUPO_REQUIRE_GATEWAY to 1 to make
+# them fail instead (CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deps="$PWD/target/pydeps"
@@ -14,6 +15,10 @@ mkdir -p "$deps"
 if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
   if [ -x scripts/install-bfcl.sh ]; then
     BFCL_EVAL_DIR="$(scripts/install-bfcl.sh "$deps/bfcl")" && export BFCL_EVAL_DIR
+  fi
+  # The official openai SDK and LiteLLM's proxy, for the OpenAI-compatibility suites.
+  if [ -x scripts/install-gateway.sh ]; then
+    scripts/install-gateway.sh "$deps" || echo "scripts/install-gateway.sh failed: the openai SDK and LiteLLM suites will skip" >&2
   fi
   if [ -x scripts/install-nvrtc.sh ]; then
     nvrtc_lib="$(scripts/install-nvrtc.sh "$deps/nvrtc")" && export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

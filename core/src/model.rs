@@ -65,6 +65,25 @@ impl fmt::Display for ModelError {
 
 impl core::error::Error for ModelError {}
 
+/// Step-by-step decoding after a prompt: the next token's logits, extended one token at a time.
+///
+/// What a server needs beyond [`TokenModel::generate`]: the log-probs of the alternatives
+/// (`top_logprobs`), the log-probs of a given text (`echo`), stop strings checked as tokens
+/// arrive, constrained outputs and streaming all sample from [`Decoder::logits`] themselves.
+pub trait Decoder {
+    /// The unnormalised log-probabilities of the next token (`[vocab]`) after the tokens fed
+    /// so far.
+    fn logits(&self) -> &[f32];
+    /// Appends `token` to the sequence and computes the logits after it.
+    fn push(&mut self, token: u32) -> Result<(), ModelError>;
+    /// The tokens fed so far (the prompt, then every pushed token).
+    fn len(&self) -> usize;
+    /// Whether no token was fed (never, for a decoder started on a prompt).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A model that samples tokens after a prompt of tokens: what `supo serve` serves.
 pub trait TokenModel: Send + Sync {
     /// The model's name, as the server reports it.
@@ -75,4 +94,19 @@ pub trait TokenModel: Send + Sync {
     fn max_context(&self) -> usize;
     /// Samples a continuation of `prompt`.
     fn generate(&self, prompt: &[u32], params: &SamplingParams) -> Result<Generation, ModelError>;
+    /// Starts step-by-step decoding after `prompt` (non-empty, shorter than
+    /// [`TokenModel::max_context`]); `None` for a model that only offers
+    /// [`TokenModel::generate`] (the default).
+    fn decoder<'a>(
+        &'a self,
+        prompt: &[u32],
+    ) -> Option<Result<alloc::boxed::Box<dyn Decoder + 'a>, ModelError>> {
+        let _ = prompt;
+        None
+    }
+    /// The end-of-message token, not part of the text, at which [`TokenModel::generate`]
+    /// stops; `None` when the model has none (the default).
+    fn end_token(&self) -> Option<u32> {
+        None
+    }
 }

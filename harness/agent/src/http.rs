@@ -11,15 +11,25 @@ use serde::{Deserialize, Serialize};
 use crate::local::LocalTokenizer;
 
 /// One chat message, as the OpenAI API writes it.
+///
+/// Reading is tolerant of what servers and gateways write: `content` may be a string, `null`
+/// or absent (empty), or a list of text parts (`[{"type": "text", "text": …}]`, joined by
+/// newlines as vLLM joins them); `tool_calls` may be a list, `null` or absent (SGLang and
+/// LiteLLM write `null`); `tool_call_id` may be `null`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ChatMessage {
-    /// `system`, `user`, `assistant` or `tool`.
+    /// `system`, `developer`, `user`, `assistant` or `tool` (absent: empty).
+    #[serde(default)]
     pub role: String,
-    /// The text (`null` reads as empty).
-    #[serde(default, deserialize_with = "null_as_empty")]
+    /// The text.
+    #[serde(default, deserialize_with = "content_text")]
     pub content: String,
     /// The calls of an assistant message, when the server parsed them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tool_calls: Vec<ToolCall>,
     /// The call a tool message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,14 +51,60 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A message's `content`: a string, `null`, or a list of text parts.
+fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(String::new()),
+        Some(serde_json::Value::String(s)) => Ok(s),
+        Some(serde_json::Value::Array(parts)) => {
+            let mut texts = Vec::with_capacity(parts.len());
+            for (i, part) in parts.iter().enumerate() {
+                match (
+                    part.get("type").and_then(|t| t.as_str()),
+                    part.get("text").and_then(|t| t.as_str()),
+                ) {
+                    (Some("text") | None, Some(text)) => texts.push(text),
+                    (Some(kind), _) => {
+                        return Err(D::Error::custom(format!(
+                            "content part {i} is {kind:?}; only \"text\" parts are read"
+                        )))
+                    }
+                    (None, None) => {
+                        return Err(D::Error::custom(format!(
+                            "content part {i} has no \"type\" and no \"text\""
+                        )))
+                    }
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+        Some(other) => Err(D::Error::custom(format!(
+            "content must be a string, null or a list of text parts, not {other}"
+        ))),
+    }
+}
+
 /// A structured tool call (`{"id", "type": "function", "function": {"name", "arguments"}}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
-    /// The call id the tool message refers to.
-    #[serde(default)]
+    /// The call id the tool message refers to (empty when the server gave none or `null`).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub id: String,
-    /// Always `function`.
-    #[serde(default = "function_type", rename = "type")]
+    /// Always `function` (also when the server gave none or `null`).
+    #[serde(
+        default = "function_type",
+        deserialize_with = "null_as_function",
+        rename = "type"
+    )]
     pub kind: String,
     /// The function and its arguments.
     pub function: FunctionCall,
@@ -58,12 +114,17 @@ fn function_type() -> String {
     "function".to_string()
 }
 
+fn null_as_function<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(function_type))
+}
+
 /// The function of a [`ToolCall`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionCall {
     /// The function name.
     pub name: String,
-    /// The arguments: a JSON string in the OpenAI API, an object in Ollama's.
+    /// The arguments: a JSON string in the OpenAI API, an object in Ollama's native API and
+    /// some gateways' (`null` or absent: no arguments).
     #[serde(default)]
     pub arguments: serde_json::Value,
 }
@@ -144,9 +205,36 @@ pub enum PolicyError {
 
 impl PolicyError {
     /// Whether the server rejected the prompt as longer than its context.
+    ///
+    /// Each server's own answer counts: vLLM's "maximum context length" and "maximum model
+    /// length", SGLang's "longer than the model's context length" (older releases: "exceeds
+    /// the maximum allowed length"), the llama.cpp server's
+    /// "exceeds the available context size", OpenAI's and LiteLLM's `context_length_exceeded`
+    /// and "context window"; with status 400 or 413.
     pub fn is_context_length(&self) -> bool {
-        matches!(self, PolicyError::Status { status: 400, message }
-            if message.contains("context length") || message.contains("maximum context"))
+        const PHRASES: [&str; 11] = [
+            "context length",
+            "maximum allowed length",
+            "prompt is too long",
+            "input length exceeds",
+            "maximum context",
+            "context size",
+            "maximum model length",
+            "context window",
+            "context_length_exceeded",
+            "exceed_context_size",
+            "contextwindowexceeded",
+        ];
+        match self {
+            PolicyError::Status {
+                status: 400 | 413,
+                message,
+            } => {
+                let m = message.to_ascii_lowercase();
+                PHRASES.iter().any(|p| m.contains(p))
+            }
+            _ => false,
+        }
     }
 
     fn retryable(&self) -> bool {
@@ -207,6 +295,9 @@ pub struct HttpConfig {
     /// Ask for log-probs with token ids (`logprobs`, `return_tokens_as_token_ids`); turn off
     /// for servers that reject unknown fields.
     pub logprobs: bool,
+    /// Where vLLM's `/tokenize` is, when not at the server root or under the API root (a
+    /// gateway's pass-through route, a tokenizer service).
+    pub tokenize_url: Option<String>,
 }
 
 impl HttpConfig {
@@ -219,6 +310,7 @@ impl HttpConfig {
             timeout: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             logprobs: true,
+            tokenize_url: None,
         }
     }
 }
@@ -288,8 +380,10 @@ impl HttpPolicy {
             obj.insert("add_generation_prompt".into(), false.into());
         }
         let url = format!("{}/chat/completions", self.config.base_url);
-        let v = self.post_json(&url, &body).await?;
-        parse_completion(&v).map_err(PolicyError::Malformed)
+        self.post_json(&url, &body, |v| {
+            parse_completion(v).map_err(|e| format!("{url} answered with a bad completion: {e}"))
+        })
+        .await
     }
 
     /// The server's token ids of a conversation rendered by its chat template (vLLM's
@@ -332,52 +426,85 @@ impl HttpPolicy {
         self.tokenize(&body).await
     }
 
-    /// vLLM's `/tokenize` at the server root, else `/tokenize` under the API root (SGLang's
-    /// `/v1/tokenize`).
+    /// vLLM's `/tokenize`: at [`HttpConfig::tokenize_url`] when set, else at the server root,
+    /// else under the API root (SGLang's `/v1/tokenize`).
     async fn tokenize(&self, body: &serde_json::Value) -> Result<Vec<u32>, PolicyError> {
-        let root = format!("{}/tokenize", self.root_url());
-        let v = match self.post_json(&root, body).await {
-            Err(PolicyError::Status { status: 404, .. })
-                if self.root_url() != self.config.base_url =>
-            {
-                let api = format!("{}/tokenize", self.config.base_url);
-                self.post_json(&api, body).await
-            }
-            other => other,
+        let parse = |v: &serde_json::Value| -> Result<Vec<u32>, String> {
+            v.get("tokens")
+                .and_then(|t| t.as_array())
+                .ok_or("/tokenize gave no \"tokens\" array")?
+                .iter()
+                .map(|t| {
+                    t.as_u64()
+                        .and_then(|t| u32::try_from(t).ok())
+                        .ok_or_else(|| format!("/tokenize gave a bad token id {t}"))
+                })
+                .collect()
+        };
+        if let Some(url) = &self.config.tokenize_url {
+            return self.post_json(url, body, parse).await.map_err(|e| match e {
+                PolicyError::Status {
+                    status: 404,
+                    message,
+                } => PolicyError::Status {
+                    status: 404,
+                    message: format!("the tokenize URL {url} does not exist: {message}"),
+                },
+                e => e,
+            });
         }
-        .map_err(|e| match e {
-            PolicyError::Status { status: 404, .. } => PolicyError::Status {
-                status: 404,
-                message: format!(
-                    "{root} does not exist: token ids need a server with vLLM's /tokenize \
-                     endpoint (vLLM, supo serve)"
-                ),
-            },
-            e => e,
-        })?;
-        v.get("tokens")
-            .and_then(|t| t.as_array())
-            .ok_or_else(|| PolicyError::Malformed("/tokenize gave no \"tokens\" array".into()))?
-            .iter()
-            .map(|t| {
-                t.as_u64()
-                    .and_then(|t| u32::try_from(t).ok())
-                    .ok_or_else(|| PolicyError::Malformed(format!("bad token id {t}")))
-            })
-            .collect()
+        let root = format!("{}/tokenize", self.root_url());
+        let api = format!("{}/tokenize", self.config.base_url);
+        let missing = |e: &PolicyError| {
+            matches!(
+                e,
+                PolicyError::Status {
+                    status: 404 | 405,
+                    ..
+                }
+            ) || matches!(e, PolicyError::Malformed(m) if m.contains("no \"tokens\""))
+        };
+        let first = self.post_json(&root, body, parse).await;
+        let result = match first {
+            Err(e) if missing(&e) && root != api => self.post_json(&api, body, parse).await,
+            other => other,
+        };
+        result.map_err(|e| {
+            if missing(&e) {
+                PolicyError::Status {
+                    status: 404,
+                    message: format!(
+                        "{root} does not exist ({e}): token ids need vLLM's /tokenize (vLLM, \
+                         SGLang, supo serve). Behind a gateway that does not forward it (the \
+                         LiteLLM proxy), add a pass-through route for /tokenize to the server \
+                         and give its URL with --tokenize-url, or point --tokenize-url at the \
+                         server itself; or count with the model's tokenizer: --tokenizer \
+                         tokenizer.json"
+                    ),
+                }
+            } else {
+                e
+            }
+        })
     }
 
-    /// POSTs `body`, retrying transport failures, malformed bodies, 429 and 5xx with back-off.
-    async fn post_json(
+    /// POSTs `body` and reads the answer with `parse`, retrying transport failures, bodies
+    /// that are not JSON or that `parse` refuses, 429 and 5xx with back-off.
+    async fn post_json<T>(
         &self,
         url: &str,
         body: &serde_json::Value,
-    ) -> Result<serde_json::Value, PolicyError> {
+        parse: impl Fn(&serde_json::Value) -> Result<T, String>,
+    ) -> Result<T, PolicyError> {
         let retry = self.config.retry;
         let mut wait = retry.initial_backoff;
         let mut attempt = 0;
         loop {
-            match self.post_once(url, body).await {
+            let answer = self
+                .post_once(url, body)
+                .await
+                .and_then(|v| parse(&v).map_err(PolicyError::Malformed));
+            match answer {
                 Ok(v) => return Ok(v),
                 Err(e) if e.retryable() && attempt < retry.max_retries => {
                     attempt += 1;
@@ -470,12 +597,17 @@ pub fn parse_completion(v: &serde_json::Value) -> Result<Completion, String> {
             .ok_or("the choice has no message")?,
     )
     .map_err(|e| format!("bad message: {e}"))?;
-    let finish = match choice.get("finish_reason").and_then(|f| f.as_str()) {
-        Some("stop") | Some("eos") => CompletionFinish::Stop,
-        Some("length") => CompletionFinish::Length,
-        Some("tool_calls") => CompletionFinish::ToolCalls,
-        Some(other) => CompletionFinish::Other(other.to_string()),
-        None => return Err("the choice has no finish_reason".into()),
+    let finish = match choice.get("finish_reason") {
+        Some(serde_json::Value::String(f)) => match f.as_str() {
+            "stop" | "eos" | "eos_token" | "stop_sequence" | "end_turn" => CompletionFinish::Stop,
+            "length" | "max_tokens" => CompletionFinish::Length,
+            "tool_calls" | "function_call" | "tool_use" => CompletionFinish::ToolCalls,
+            other => CompletionFinish::Other(other.to_string()),
+        },
+        Some(serde_json::Value::Null) | None => {
+            return Err("the choice has no finish_reason (an unfinished or streamed answer)".into())
+        }
+        Some(other) => return Err(format!("the finish_reason {other} is not a string")),
     };
     let (token_ids, logprobs) = match choice.pointer("/logprobs/content") {
         Some(serde_json::Value::Array(items)) => {
@@ -487,11 +619,18 @@ pub fn parse_completion(v: &serde_json::Value) -> Result<Completion, String> {
                     .and_then(|l| l.as_f64())
                     .ok_or_else(|| format!("log-prob {i} is missing"))?;
                 lps.push(lp as f32);
+                // vLLM's `token_id:N` (return_tokens_as_token_ids), else the llama.cpp
+                // server's `id` field.
                 let id = item
                     .get("token")
                     .and_then(|t| t.as_str())
                     .and_then(|t| t.strip_prefix("token_id:"))
-                    .and_then(|t| t.parse::<u32>().ok());
+                    .and_then(|t| t.parse::<u32>().ok())
+                    .or_else(|| {
+                        item.get("id")
+                            .and_then(|i| i.as_u64())
+                            .and_then(|i| u32::try_from(i).ok())
+                    });
                 match (id, ids.as_mut()) {
                     (Some(id), Some(ids)) => ids.push(id),
                     _ => ids = None,

@@ -20,8 +20,8 @@ pub struct Journal {
 
 impl Journal {
     /// Opens the journal at `path` for the run identified by `header`. A new run (`resume`
-    /// false) starts an empty journal, and refuses to overwrite one left by an interrupted
-    /// run. A resumed run gets the entries already journaled (a line torn by the kill is
+    /// false) starts an empty journal, and refuses to overwrite one in which an interrupted run
+    /// finished work. A resumed run gets the entries already journaled (a line torn by the kill is
     /// dropped and cut off the file); a missing journal resumes nothing, and a journal of a run
     /// with other settings is an error.
     pub fn open(
@@ -32,7 +32,11 @@ impl Journal {
         let shown = path.display();
         let io = |e: std::io::Error| CliError::Failure(format!("journal {shown}: {e}"));
         if !resume || !path.exists() {
-            if path.exists() {
+            // A journal that holds no finished item (only its header) has nothing to lose.
+            let finished = std::fs::read_to_string(path)
+                .map(|t| t.lines().count() > 1)
+                .unwrap_or(false);
+            if finished {
                 return Err(CliError::Input(format!(
                     "{shown} holds the journal of an interrupted run: pass --resume to continue \
                      it, or delete it to start again"
@@ -124,8 +128,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("run.journal");
         let header = json!({"run": 1});
-        let (mut j, done) = Journal::open(&path, &header, false).unwrap();
+        let (j, done) = Journal::open(&path, &header, false).unwrap();
         assert!(done.is_empty());
+        drop(j);
+        // Nothing finished yet: a new run may start over.
+        let (mut j, _) = Journal::open(&path, &header, false).unwrap();
         j.append(&json!({"job": 0})).unwrap();
         j.append(&json!({"job": 1})).unwrap();
         drop(j);

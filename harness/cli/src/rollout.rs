@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// `/tokenize` (for servers without it, e.g. Ollama, serving a ChatML model).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// The full URL of vLLM's `/tokenize` when the server has it elsewhere than at its root
+    /// or under the API root (a gateway's pass-through route, e.g.
+    /// `http://gateway:4000/tokenize`).
+    #[arg(long, conflicts_with = "tokenizer")]
+    pub tokenize_url: Option<String>,
     /// Where to write training rows (JSONL, one per summary segment).
     #[arg(long)]
     pub export: Option<PathBuf>,
@@ -257,6 +262,7 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
     http.timeout = Duration::from_secs(a.timeout.max(1));
     http.retry.max_retries = a.retries;
     http.logprobs = !a.no_logprobs;
+    http.tokenize_url = a.tokenize_url.clone();
     if a.export.is_some() && a.no_logprobs {
         return Err(CliError::Input(
             "--export needs log-probs: drop --no-logprobs".into(),
@@ -396,12 +402,16 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(AgentError("the rollout did not run".into()))))
             .collect();
-        if let Some(Err(e)) = results
-            .first()
-            .filter(|_| results.iter().all(|r| r.is_err()))
-        {
+        // A run in which every rollout ended in an error (could not start, or ended with
+        // EnvError) fails with the first error.
+        let failure = |r: &Result<Rollout, AgentError>| match r {
+            Err(e) => Some(e.0.clone()),
+            Ok(r) => r.error.clone(),
+        };
+        if !results.is_empty() && results.iter().all(|r| failure(r).is_some()) {
+            let first = results.iter().find_map(failure).unwrap_or_default();
             return Err(CliError::Failure(format!(
-                "every rollout failed; the first: {e}"
+                "every rollout failed; the first: {first}"
             )));
         }
         let elapsed = start.elapsed().as_secs_f64();

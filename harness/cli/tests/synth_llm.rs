@@ -14,6 +14,7 @@ fn synth(url: &str, dir: &std::path::Path) -> Output {
     let _ = std::fs::remove_dir_all(dir);
     Command::new(env!("CARGO_BIN_EXE_supo"))
         .args(["synth", "--mode", "llm", "--base-url", url])
+        .args(["--model", "supo-builtin"])
         .args(["--samples", "1", "--rounds", "1", "--k-max", "3"])
         .args([
             "--attempts",

@@ -81,3 +81,55 @@ pub fn bfcl_available(test: &str) -> bool {
         }
     }
 }
+
+/// The folder of a test-only Python package set installed by `scripts/install-gateway.sh`
+/// (`openai`, `litellm`): under `$SUPO_PYDEPS_DIR`, else the workspace's `target/pydeps`.
+/// Otherwise prints why `test` is skipped, or panics when `SUPO_REQUIRE_GATEWAY=1`.
+pub fn python_deps(test: &str, name: &str) -> Option<std::path::PathBuf> {
+    let root = std::env::var_os("SUPO_PYDEPS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pydeps")
+        });
+    let dir = root.join(name);
+    let python = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let why = if !python {
+        Some("python3 is not installed".to_string())
+    } else if !dir.join(name).is_dir() {
+        Some(format!(
+            "{} has no {name} package (scripts/install-gateway.sh {} installs it)",
+            dir.display(),
+            root.display()
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => Some(dir),
+        Some(why) => {
+            let msg = format!("{test}: skipped: {why}");
+            if std::env::var("SUPO_REQUIRE_GATEWAY").is_ok_and(|v| v == "1") {
+                panic!("{msg}; SUPO_REQUIRE_GATEWAY=1 forbids skipping");
+            }
+            let _ = writeln!(std::io::stderr(), "{msg}");
+            None
+        }
+    }
+}
+
+/// Waits for `child` at most `secs` seconds (then kills it) and returns its output.
+pub fn wait_bounded(mut child: Child, secs: u64) -> std::process::Output {
+    for _ in 0..secs * 10 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if child.try_wait().ok().flatten().is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().expect("the child's output")
+}

@@ -15,7 +15,7 @@ pub use transformer::{KvCache, Packed, Tape, Transformer, TransformerConfig};
 
 use crate::ledger::{token, LedgerConfig, LedgerVocab};
 use supo_core::model::{
-    Generation, GenerationFinish, ModelError, SamplingParams, TokenModel, Tokenizer,
+    Decoder, Generation, GenerationFinish, ModelError, SamplingParams, TokenModel, Tokenizer,
 };
 
 /// A word-level tokenizer: text split on whitespace, one token per known word.
@@ -195,7 +195,49 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (u32, f32
     (pick as u32, logp(pick))
 }
 
+/// Step-by-step decoding on the built-in transformer's KV cache.
+struct BuiltinDecoder<'a> {
+    transformer: &'a Transformer,
+    cache: KvCache,
+    logits: Vec<f32>,
+}
+
+impl Decoder for BuiltinDecoder<'_> {
+    fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    fn push(&mut self, token: u32) -> Result<(), ModelError> {
+        self.transformer
+            .extend(&mut self.cache, &[token], &mut self.logits)
+    }
+
+    fn len(&self) -> usize {
+        self.cache.tokens().len()
+    }
+}
+
 impl TokenModel for BuiltinModel {
+    fn decoder<'a>(&'a self, prompt: &[u32]) -> Option<Result<Box<dyn Decoder + 'a>, ModelError>> {
+        Some((|| {
+            if prompt.is_empty() {
+                return Err(ModelError("the prompt is empty".into()));
+            }
+            let mut cache = self.transformer.new_cache();
+            let mut logits = vec![0.0; self.transformer.config().vocab];
+            self.transformer.extend(&mut cache, prompt, &mut logits)?;
+            Ok(Box::new(BuiltinDecoder {
+                transformer: &self.transformer,
+                cache,
+                logits,
+            }) as Box<dyn Decoder + 'a>)
+        })())
+    }
+
+    fn end_token(&self) -> Option<u32> {
+        Some(token::EOM)
+    }
+
     fn name(&self) -> &str {
         "supo-builtin"
     }
@@ -271,6 +313,15 @@ mod tests {
         assert!(a.logprobs.iter().all(|&l| l <= 0.0 && l.is_finite()));
         let back = BuiltinModel::from_checkpoint_data(&m.to_checkpoint()).unwrap();
         assert_eq!(back.generate(&prompt, &params).unwrap(), a);
+        // Step decoding sees the logits generate samples from.
+        let mut d = m.decoder(&prompt).unwrap().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+        for (&t, &lp) in a.tokens.iter().zip(&a.logprobs) {
+            assert_eq!(sample(d.logits(), params.temperature, &mut rng), (t, lp));
+            d.push(t).unwrap();
+        }
+        assert_eq!(d.len(), prompt.len() + a.tokens.len());
+        assert!(m.decoder(&[]).unwrap().is_err());
         assert!(m.generate(&[], &params).is_err());
         assert!(m.generate(&[100_000], &params).is_err());
     }
