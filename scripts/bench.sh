@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 tokens=${1:-4096}
 vocab=${2:-32768}
 backend=${3:-cpu}
-cargo build --release -q -p supo-harness
+cargo build --release -q -p supo-cli
 supo="${CARGO_TARGET_DIR:-target}/release/supo"
 rows=()
 for dtype in f32 bf16; do

@@ -27,6 +27,9 @@ pub mod backend;
 pub mod context;
 mod error;
 pub mod estimator;
+#[cfg(feature = "std")]
+pub mod fs;
+pub mod model;
 pub mod trajectory;
 
 #[cfg(feature = "proptest")]
