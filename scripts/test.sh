@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs the test-only third-party pieces into target/pydeps (BFCL's
-# reference `bfcl-eval` wheel, NVIDIA's NVRTC wheel) when pip can reach PyPI, then runs the
-# whole workspace's tests. Extra arguments go to `cargo test`.
+# reference `bfcl-eval` wheel, NVIDIA's NVRTC wheel, verl 0.9.1 with torch for the CPU) when pip
+# can reach PyPI, then runs the whole workspace's tests. Extra arguments go to `cargo test`.
 #
 # Suites that need something this machine lacks (a wgpu adapter, NVRTC, a CUDA GPU, python3,
-# the BFCL wheel, the openai SDK or LiteLLM) say by name that they skipped; set
-# SUPO_REQUIRE_WGPU / SUPO_REQUIRE_NVRTC / SUPO_REQUIRE_BFCL / SUPO_REQUIRE_GATEWAY to 1 to make
-# them fail instead (CI does).
+# the BFCL wheel, the openai SDK or LiteLLM, verl) say by name that they skipped; set
+# SUPO_REQUIRE_WGPU / SUPO_REQUIRE_NVRTC / SUPO_REQUIRE_BFCL / SUPO_REQUIRE_GATEWAY /
+# SUPO_REQUIRE_VERL to 1 to make them fail instead (CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deps="$PWD/target/pydeps"
@@ -23,8 +23,13 @@ if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; th
   if [ -x scripts/install-nvrtc.sh ]; then
     nvrtc_lib="$(scripts/install-nvrtc.sh "$deps/nvrtc")" && export LD_LIBRARY_PATH="$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   fi
+  if [ -x scripts/install-verl.sh ]; then
+    # verl 0.9.1 for harness/cli/tests/verl_reference.rs (about 3 GB of wheels, cached in
+    # ~/.cache/supo-rs/wheels; the folder goes on PYTHONPATH of scripts/verl_reference.py only).
+    SUPO_VERL_PYTHONPATH="$(scripts/install-verl.sh "$deps/verl")" && export SUPO_VERL_PYTHONPATH
+  fi
 else
-  echo "python3 with pip not found: BFCL differential tests and the NVRTC compile test will skip" >&2
+  echo "python3 with pip not found: BFCL differential tests, the NVRTC compile test and the verl comparison will skip" >&2
 fi
 
 cargo test --workspace "$@"

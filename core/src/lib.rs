@@ -3,7 +3,7 @@
 //! The vocabulary of SUPO (summarization-augmented policy optimisation): trajectories cut into
 //! summary segments, the context manager that decides when an agent must summarise, the SUPO
 //! estimator (group advantages, overlong masking, clipped surrogate, KL, verl's aggregation
-//! modes), the [`Backend`] trait of tensor operations that compute the loss on a device, and
+//! modes and two trajectory-balanced ones), the [`Backend`] trait of tensor operations that compute the loss on a device, and
 //! [`CpuBackend`], the reference implementation every other backend is checked against.
 //!
 //! The crate is `#![no_std]` + `alloc` with default features off. Features:

@@ -149,14 +149,9 @@ pub fn log_prob_batch(
     vec(traj, 1..=max_trajectories.max(1)).prop_map(|trajectories| LogProbBatch { trajectories })
 }
 
-/// Any aggregation mode.
+/// Any aggregation mode (verl's four and the two trajectory-balanced ones).
 pub fn agg_mode() -> impl Strategy<Value = AggMode> {
-    prop::sample::select(vec![
-        AggMode::TokenMean,
-        AggMode::SeqMeanTokenSum,
-        AggMode::SeqMeanTokenMean,
-        AggMode::SeqMeanTokenSumNorm,
-    ])
+    prop::sample::select(AggMode::ALL.to_vec())
 }
 
 /// A valid estimator configuration covering every mode and switch.

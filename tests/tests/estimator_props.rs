@@ -1,10 +1,15 @@
 //! Properties of the estimator on log-prob batches: advantages are invariant to a shift of the
 //! rewards (and to a positive scale when std-normalised), zero-mean within each group, masked
-//! trajectories get no gradient, and the reported `grad_logp` is the derivative of `loss`.
+//! trajectories get no gradient, the reported `grad_logp` is the derivative of `loss` under every
+//! aggregation mode, and the trajectory-balanced modes are the sequence modes when every
+//! trajectory is one segment and do not depend on where a trajectory was cut.
 
 use proptest::prelude::*;
 use supo_core::estimator::advantage::group_advantages;
-use supo_core::estimator::{AdvantageConfig, AdvantageLevel, EstimatorConfig, LogProbBatch};
+use supo_core::estimator::{
+    AdvantageConfig, AdvantageLevel, AggMode, EstimatorConfig, LogProbBatch, LogProbLoss,
+    LogProbSegment,
+};
 use supo_core::strategies;
 
 fn rewards_and_groups() -> impl Strategy<Value = (Vec<f64>, Vec<u32>, Vec<bool>)> {
@@ -88,19 +93,75 @@ proptest! {
 
     #[test]
     fn grad_logp_is_the_derivative_of_loss(batch in strategies::log_prob_batch(5, 2, 8), cfg in strategies::estimator_config()) {
-        let out = batch.loss(&cfg).unwrap();
-        let h = 1e-6;
-        for (ti, t) in batch.trajectories.iter().enumerate() {
-            for (si, s) in t.segments.iter().enumerate() {
-                for j in 0..s.logp.len() {
-                    if near_kink(&batch, &cfg, ti, si, j) { continue; }
-                    let mut plus = batch.clone();
-                    plus.trajectories[ti].segments[si].logp[j] += h;
-                    let mut minus = batch.clone();
-                    minus.trajectories[ti].segments[si].logp[j] -= h;
-                    let fd = (plus.loss(&cfg).unwrap().loss - minus.loss(&cfg).unwrap().loss) / (2.0 * h);
-                    let g = out.grad_logp[ti][si][j];
-                    prop_assert!((fd - g).abs() <= 1e-6 + 1e-5 * g.abs(), "token ({ti},{si},{j}): fd {fd} vs {g}");
+        for agg in AggMode::ALL {
+            let cfg = EstimatorConfig { agg, ..cfg.clone() };
+            let out = batch.loss(&cfg).unwrap();
+            let h = 1e-6;
+            for (ti, t) in batch.trajectories.iter().enumerate() {
+                for (si, s) in t.segments.iter().enumerate() {
+                    for j in 0..s.logp.len() {
+                        if near_kink(&batch, &cfg, ti, si, j) { continue; }
+                        let mut plus = batch.clone();
+                        plus.trajectories[ti].segments[si].logp[j] += h;
+                        let mut minus = batch.clone();
+                        minus.trajectories[ti].segments[si].logp[j] -= h;
+                        let fd = (plus.loss(&cfg).unwrap().loss - minus.loss(&cfg).unwrap().loss) / (2.0 * h);
+                        let g = out.grad_logp[ti][si][j];
+                        prop_assert!((fd - g).abs() <= 1e-6 + 1e-5 * g.abs(), "{agg}, token ({ti},{si},{j}): fd {fd} vs {g}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trajectory_modes_of_one_segment_trajectories_are_the_sequence_modes(batch in strategies::log_prob_batch(6, 1, 8), cfg in strategies::estimator_config()) {
+        for (traj, seq) in [
+            (AggMode::TrajMeanTokenMean, AggMode::SeqMeanTokenMean),
+            (AggMode::TrajMeanTokenSum, AggMode::SeqMeanTokenSum),
+        ] {
+            let a = batch.loss(&EstimatorConfig { agg: traj, ..cfg.clone() }).unwrap();
+            let b = batch.loss(&EstimatorConfig { agg: seq, ..cfg.clone() }).unwrap();
+            prop_assert_eq!(a, b, "{} vs {}", traj, seq);
+        }
+    }
+
+    #[test]
+    fn trajectory_modes_do_not_depend_on_the_cuts(batch in strategies::log_prob_batch(6, 4, 6), cfg in strategies::estimator_config()) {
+        // Each trajectory's segments joined into one: the same tokens, one cut fewer per summary.
+        let joined = LogProbBatch {
+            trajectories: batch.trajectories.iter().map(|t| {
+                let mut one = LogProbSegment { ref_logp: Some(Vec::new()), ..Default::default() };
+                for s in &t.segments {
+                    one.logp.extend(&s.logp);
+                    one.old_logp.extend(&s.old_logp);
+                    one.ref_logp.as_mut().unwrap().extend(s.ref_logp.as_ref().unwrap());
+                    one.mask.extend(&s.mask);
+                }
+                let mut t = t.clone();
+                t.segments = vec![one];
+                t
+            }).collect(),
+        };
+        // Eq. 4 counts segments in the group statistics: only Eq. 3 is cut-free.
+        let cfg = EstimatorConfig {
+            advantage: AdvantageConfig { level: AdvantageLevel::Trajectory, ..cfg.advantage },
+            ..cfg
+        };
+        for agg in [AggMode::TrajMeanTokenMean, AggMode::TrajMeanTokenSum] {
+            let cfg = EstimatorConfig { agg, ..cfg.clone() };
+            let cut = batch.loss(&cfg).unwrap();
+            let whole = joined.loss(&cfg).unwrap();
+            prop_assert_eq!(&cut.advantages, &whole.advantages);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + a.abs());
+            for (name, a, b) in scalars(&cut).into_iter().zip(scalars(&whole)).map(|((n, a), (_, b))| (n, a, b)) {
+                prop_assert!(close(a, b), "{agg} {name}: cut {a} vs whole {b}");
+            }
+            for (t, w) in cut.grad_logp.iter().zip(&whole.grad_logp) {
+                let c: Vec<f64> = t.iter().flatten().copied().collect();
+                prop_assert_eq!(c.len(), w[0].len());
+                for (a, b) in c.iter().zip(&w[0]) {
+                    prop_assert!(close(*a, *b), "{agg} gradient: cut {a} vs whole {b}");
                 }
             }
         }
@@ -122,6 +183,18 @@ proptest! {
         let b = single.loss(&cfg).unwrap().advantages;
         prop_assert_eq!(a, b);
     }
+}
+
+/// The scalar outputs of a loss, by name.
+fn scalars(out: &LogProbLoss) -> [(&'static str, f64); 6] {
+    [
+        ("loss", out.loss),
+        ("pg_loss", out.pg_loss),
+        ("kl_loss", out.kl_loss),
+        ("clipfrac", out.clipfrac),
+        ("clipfrac_lower", out.clipfrac_lower),
+        ("approx_kl", out.approx_kl),
+    ]
 }
 
 /// Samples whose group has at least two members counted in its statistics.

@@ -1,15 +1,18 @@
 //! Theorem 3.2 of the SUPO paper as a property: for a differentiable policy, the gradient
 //! computed segment by segment — each summary segment an ordinary training row carrying its
-//! trajectory's advantage, through the fused loss of the CPU backend — equals the gradient of
-//! the whole trajectory's objective `A · Σ log π(agent token | the context the agent saw)`,
-//! where the contexts are those the rollout actually used (resets after summaries, discarded
-//! pairs gone, the summary itself trained).
+//! trajectory's advantage, through the `traj-mean-token-sum` weights and the fused loss of the
+//! CPU backend — equals the gradient of the whole trajectories' objective
+//! `(1/|T|) Σ_τ A_τ · Σ log π(agent token | the context the agent saw)`, where the contexts are
+//! those the rollout actually used (resets after summaries, discarded pairs gone, the summary
+//! itself trained) and `T` the trajectories with a trained token.
 
 use proptest::prelude::*;
 use supo_core::backend::TokenInputs;
 use supo_core::context::{Decision, TrajectoryBuilder};
 use supo_core::estimator::{AdvantageConfig, AggMode, EstimatorConfig, TrainingBatch};
-use supo_core::{strategies, Backend, CpuBackend, LogitsShape, Role, Turn};
+use supo_core::{
+    strategies, Backend, ContextConfig, CpuBackend, LogitsShape, Role, Trajectory, Turn,
+};
 
 const V: usize = 8;
 const PHASES: usize = 4;
@@ -63,6 +66,102 @@ fn toks(max: usize) -> impl Strategy<Value = Vec<u32>> {
     proptest::collection::vec(0..V as u32, 1..=max)
 }
 
+/// One rollout's choices: (action, observation, answer now?) moves, the summaries to write, and
+/// the trajectory's reward (its advantage: a group of one under Dr. GRPO keeps its reward).
+type Episode = (Vec<(Vec<u32>, Vec<u32>, bool)>, Vec<Vec<u32>>, f64);
+
+fn episode() -> impl Strategy<Value = Episode> {
+    (
+        proptest::collection::vec(
+            (
+                toks(4),
+                proptest::collection::vec(0..V as u32, 0..14),
+                proptest::bool::weighted(0.05),
+            ),
+            1..30,
+        ),
+        proptest::collection::vec(toks(5), 0..8),
+        -2.0f64..2.0,
+    )
+}
+
+/// Plays one episode through the builder, maintaining the live context independently of it, and
+/// returns the trajectory, `A · Σ ∇log π` over the agent tokens the agent generated in the
+/// contexts it saw, and how many such tokens there were.
+fn rollout(
+    policy: &Policy,
+    cfg: &ContextConfig,
+    (prompt, instruction, prefix): (&[u32], &[u32], &[u32]),
+    (moves, summaries, advantage): Episode,
+    group: String,
+) -> Option<(Trajectory, Policy, usize)> {
+    let mut b = TrajectoryBuilder::new(
+        cfg.clone(),
+        prompt.to_vec(),
+        instruction.to_vec(),
+        prefix.to_vec(),
+    )
+    .ok()?;
+    let mut whole = Policy::zeros();
+    let mut trained = 0;
+    let mut live = prompt.to_vec();
+    let mut summaries = summaries.into_iter();
+    let mut record = |ctx: &[u32], tokens: &[u32], grad: &mut Policy| {
+        let mut c = ctx.to_vec();
+        for &y in tokens {
+            policy.add_logp_grad(&c, y, advantage, grad);
+            c.push(y);
+            trained += 1;
+        }
+    };
+    for (action, obs, answer) in moves {
+        if b.manager().finished().is_some() {
+            break;
+        }
+        let turn = Turn::agent(action.clone(), vec![0.0; action.len()]);
+        if answer {
+            if b.push_answer(turn).unwrap() == Decision::Stop(supo_core::FinishReason::Answered) {
+                record(&live, &action, &mut whole);
+            }
+            break;
+        }
+        match b
+            .push_step(turn, Turn::other(Role::Tool, obs.clone()))
+            .unwrap()
+        {
+            Decision::Continue | Decision::Stop(_) if b.manager().last_pair_kept() => {
+                record(&live, &action, &mut whole);
+                live.extend(&action);
+                live.extend(&obs);
+            }
+            Decision::Summarize => {
+                let Some(summary) = summaries.next() else {
+                    break;
+                };
+                let mut ctx = live.clone();
+                ctx.extend(instruction);
+                let before = b.manager().summaries();
+                b.push_summary(Turn::agent(summary.clone(), vec![0.0; summary.len()]))
+                    .unwrap();
+                if b.manager().summaries() > before {
+                    record(&ctx, &summary, &mut whole);
+                    live = prompt
+                        .iter()
+                        .chain(prefix)
+                        .chain(&summary)
+                        .copied()
+                        .collect();
+                }
+            }
+            _ => {}
+        }
+    }
+    let traj = b
+        .finish(group, advantage, Some(supo_core::FinishReason::Answered))
+        .unwrap();
+    Some((traj, whole, trained))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -72,66 +171,38 @@ proptest! {
         prompt in toks(5),
         instruction in toks(3),
         prefix in proptest::collection::vec(0..V as u32, 0..3),
-        moves in proptest::collection::vec((toks(4), proptest::collection::vec(0..V as u32, 0..14), proptest::bool::weighted(0.05)), 1..30),
-        summaries in proptest::collection::vec(toks(5), 0..8),
+        episodes in proptest::collection::vec(episode(), 1..=3),
         params in proptest::collection::vec(-2.0f64..2.0, V * V + PHASES * V),
-        advantage in -2.0f64..2.0,
     ) {
         let policy = Policy { last: params[..V * V].to_vec(), phase: params[V * V..].to_vec() };
-        let Ok(mut b) = TrajectoryBuilder::new(cfg.clone(), prompt.clone(), instruction.clone(), prefix.clone()) else {
-            return Ok(());
-        };
-        // The rollout: the live context is maintained here, independently of the builder.
+        // Every trajectory in a group of its own: Dr. GRPO then keeps its reward as advantage.
+        let mut trajs = Vec::new();
         let mut whole = Policy::zeros();
-        let mut live = prompt.clone();
-        let mut summaries = summaries.into_iter();
-        let record = |ctx: &[u32], tokens: &[u32], grad: &mut Policy| {
-            let mut c = ctx.to_vec();
-            for &y in tokens {
-                policy.add_logp_grad(&c, y, advantage, grad);
-                c.push(y);
+        let mut with_tokens = 0usize;
+        for (i, e) in episodes.into_iter().enumerate() {
+            let contexts = (&prompt[..], &instruction[..], &prefix[..]);
+            let Some((traj, grad, trained)) = rollout(&policy, &cfg, contexts, e, format!("task-{i}")) else {
+                return Ok(());
+            };
+            for (w, g) in whole.last.iter_mut().chain(&mut whole.phase).zip(grad.last.iter().chain(&grad.phase)) {
+                *w += g;
             }
-        };
-        for (action, obs, answer) in moves {
-            if b.manager().finished().is_some() { break; }
-            let turn = Turn::agent(action.clone(), vec![0.0; action.len()]);
-            if answer {
-                if b.push_answer(turn).unwrap() == Decision::Stop(supo_core::FinishReason::Answered) {
-                    record(&live, &action, &mut whole);
-                }
-                break;
-            }
-            match b.push_step(turn, Turn::other(Role::Tool, obs.clone())).unwrap() {
-                Decision::Continue | Decision::Stop(_) if b.manager().last_pair_kept() => {
-                    record(&live, &action, &mut whole);
-                    live.extend(&action);
-                    live.extend(&obs);
-                }
-                Decision::Summarize => {
-                    let Some(summary) = summaries.next() else { break };
-                    let mut ctx = live.clone();
-                    ctx.extend(&instruction);
-                    let before = b.manager().summaries();
-                    b.push_summary(Turn::agent(summary.clone(), vec![0.0; summary.len()])).unwrap();
-                    if b.manager().summaries() > before {
-                        record(&ctx, &summary, &mut whole);
-                        live = prompt.iter().chain(&prefix).chain(&summary).copied().collect();
-                    }
-                }
-                _ => {}
-            }
+            with_tokens += usize::from(trained > 0);
+            trajs.push(traj);
         }
-        let traj = b.finish("task".into(), advantage, Some(supo_core::FinishReason::Answered)).unwrap();
+        let per_trajectory = 1.0 / with_tokens.max(1) as f64;
 
         // Segment by segment through the estimator and the fused loss.
         let config = EstimatorConfig {
             advantage: AdvantageConfig { norm_by_std: false, ..Default::default() },
-            agg: AggMode::SeqMeanTokenSumNorm,
-            norm_length: Some(1.0),
+            agg: AggMode::TrajMeanTokenSum,
             masked_finish: vec![],
             ..Default::default()
         };
-        let batch = TrainingBatch::new(&[traj], &config).unwrap();
+        let batch = TrainingBatch::new(&trajs, &config).unwrap();
+        for (traj, adv) in trajs.iter().zip(&batch.advantages) {
+            prop_assert_eq!(*adv, traj.reward as f32);
+        }
         let mut contexts = Vec::new();
         let mut logits = Vec::new();
         for row in &batch.rows {
@@ -159,8 +230,10 @@ proptest! {
             let g: Vec<f64> = logits[i * V..(i + 1) * V].iter().map(|&x| f64::from(x)).collect();
             policy.add_logits_grad(ctx, &g, &mut segmented);
         }
-        // The loss is −A·Σ log π, so its gradient is the negated trajectory gradient.
+        // The loss is −(1/|T|) Σ_τ A_τ Σ log π, so its gradient is the negated, averaged
+        // trajectory gradient.
         for (s, w) in segmented.last.iter().chain(&segmented.phase).zip(whole.last.iter().chain(&whole.phase)) {
+            let w = w * per_trajectory;
             prop_assert!((s + w).abs() <= 1e-4 * (1.0 + w.abs()), "segmented {s} vs whole-trajectory {}", -w);
         }
     }

@@ -10,7 +10,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::advantage::{dense_group_ids, group_advantages};
-use super::aggregate::aggregation_weights;
+use super::aggregate::{aggregation_weights, Sequence};
 use super::surrogate::{token_terms, SurrogateParams};
 use super::{AdvantageLevel, EstimatorConfig};
 use crate::error::{ensure, Error, Result};
@@ -226,9 +226,15 @@ impl LogProbBatch {
         let trajs = &self.trajectories;
 
         // Flatten tokens segment after segment.
-        let seq_lens: Vec<usize> = trajs
+        let seqs: Vec<Sequence> = trajs
             .iter()
-            .flat_map(|t| t.segments.iter().map(|s| s.logp.len()))
+            .enumerate()
+            .flat_map(|(i, t)| {
+                t.segments.iter().map(move |s| Sequence {
+                    len: s.logp.len(),
+                    trajectory: Some(i),
+                })
+            })
             .collect();
         let mut mask = Vec::new();
         for (t, &m) in trajs.iter().zip(masked) {
@@ -236,7 +242,7 @@ impl LogProbBatch {
                 mask.extend(s.mask.iter().map(|&x| if m { 0.0 } else { f64::from(x) }));
             }
         }
-        let weights = aggregation_weights(&seq_lens, &mask, config.agg, config.norm_length)?;
+        let weights = aggregation_weights(&seqs, &mask, config.agg, config.norm_length)?;
 
         let params = SurrogateParams::<f64>::new(&config.loss);
         let mut out = LogProbLoss {
@@ -333,14 +339,17 @@ pub struct TrainingBatch {
     pub old_logprobs: Vec<f32>,
     /// Advantage of each response token (its trajectory's).
     pub token_advantages: Vec<f32>,
-    /// Aggregation weight of each response token (0: not trained).
+    /// Aggregation weight of each response token (0: not trained), by
+    /// [`aggregation_weights`] under the configured mode (the trajectory-balanced modes group
+    /// the rows by [`BatchRow::trajectory`]).
     pub weights: Vec<f32>,
 }
 
 /// One training sequence: a summary segment with its trajectory's advantage.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchRow {
-    /// Index of the trajectory in the source slice (`None` for a padding row).
+    /// Index of the trajectory in the source slice (`None` for a padding row); the
+    /// trajectory-balanced aggregation modes pool the rows of one trajectory.
     pub trajectory: Option<usize>,
     /// Prompt ids `c_k`.
     pub prompt: Vec<TokenId>,
@@ -414,14 +423,153 @@ impl TrainingBatch {
     }
 
     fn recompute_weights(&mut self, config: &EstimatorConfig) -> Result<()> {
-        let lens: Vec<usize> = self.rows.iter().map(|r| r.response.len()).collect();
+        let seqs: Vec<Sequence> = self
+            .rows
+            .iter()
+            .map(|r| Sequence {
+                len: r.response.len(),
+                trajectory: r.trajectory,
+            })
+            .collect();
         let mask: Vec<f64> = self
             .rows
             .iter()
             .flat_map(|r| r.mask.iter().map(|&m| f64::from(m)))
             .collect();
-        let w = aggregation_weights(&lens, &mask, config.agg, config.norm_length)?;
+        let w = aggregation_weights(&seqs, &mask, config.agg, config.norm_length)?;
         self.weights = w.into_iter().map(|x| x as f32).collect();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimator::{AdvantageConfig, AggMode};
+
+    /// On-policy (ratio 1), Dr. GRPO advantages ±0.5: every trained token's surrogate is `−A`.
+    /// Trajectory 0 (A = +0.5) has segments of masks [1, 1, 0] and [1]; trajectory 1 (A = −0.5)
+    /// one segment [1, 1]; trajectory 2 is overlong (masked), so it trains nothing.
+    fn batch() -> LogProbBatch {
+        let seg = |mask: &[u8]| LogProbSegment {
+            logp: vec![-1.0; mask.len()],
+            old_logp: vec![-1.0; mask.len()],
+            ref_logp: None,
+            mask: mask.to_vec(),
+        };
+        let traj = |reward, finish, segments| LogProbTrajectory {
+            group: "g".into(),
+            reward,
+            finish,
+            segments,
+        };
+        LogProbBatch {
+            trajectories: vec![
+                traj(
+                    1.0,
+                    FinishReason::Answered,
+                    vec![seg(&[1, 1, 0]), seg(&[1])],
+                ),
+                traj(0.0, FinishReason::Answered, vec![seg(&[1, 1])]),
+                traj(0.0, FinishReason::MaxSteps, vec![seg(&[1, 1, 1, 1])]),
+            ],
+        }
+    }
+
+    fn run(agg: AggMode) -> LogProbLoss {
+        let config = EstimatorConfig {
+            agg,
+            advantage: AdvantageConfig {
+                norm_by_std: false,
+                masked_in_group_stats: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        batch().loss(&config).unwrap()
+    }
+
+    #[test]
+    fn losses_and_gradients_by_hand() {
+        // (mode, loss, gradient of a trained token of trajectory 0's first and second segment,
+        // of trajectory 1).
+        let cases = [
+            (
+                AggMode::TokenMean,
+                -0.5 / 5.0,
+                [-0.5 / 5.0, -0.5 / 5.0],
+                0.5 / 5.0,
+            ),
+            (
+                AggMode::SeqMeanTokenSum,
+                -1.0 / 6.0,
+                [-0.5 / 3.0; 2],
+                0.5 / 3.0,
+            ),
+            // Each segment weighs 1/3, shared by its trained tokens.
+            (
+                AggMode::SeqMeanTokenMean,
+                -1.0 / 6.0,
+                [-0.5 / 6.0, -0.5 / 3.0],
+                0.5 / 6.0,
+            ),
+            // The longest segment has 4 tokens (the masked trajectory's).
+            (
+                AggMode::SeqMeanTokenSumNorm,
+                -1.0 / 24.0,
+                [-0.5 / 12.0; 2],
+                0.5 / 12.0,
+            ),
+            (AggMode::TrajMeanTokenMean, 0.0, [-0.5 / 6.0; 2], 0.5 / 4.0),
+            (AggMode::TrajMeanTokenSum, -0.25, [-0.25; 2], 0.25),
+        ];
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-15;
+        for (mode, loss, [g00, g01], g1) in cases {
+            let out = run(mode);
+            let g = &out.grad_logp;
+            assert_eq!(out.advantages, vec![0.5, -0.5, 0.0]);
+            assert!(close(out.loss, loss), "{mode}: loss {} vs {loss}", out.loss);
+            assert!(
+                close(g[0][0][0], g00) && close(g[0][0][1], g00),
+                "{mode}: {g:?}"
+            );
+            assert!(close(g[0][1][0], g01), "{mode}: {g:?}");
+            assert!(
+                close(g[1][0][0], g1) && close(g[1][0][1], g1),
+                "{mode}: {g:?}"
+            );
+            assert_eq!(g[0][0][2], 0.0);
+            assert!(g[2].iter().flatten().all(|&x| x == 0.0));
+        }
+    }
+
+    #[test]
+    fn training_rows_carry_their_trajectory_into_the_weights() {
+        use crate::trajectory::{SummarySegment, Turn};
+        let seg = |n: usize| SummarySegment {
+            prompt: vec![1],
+            turns: vec![Turn::agent(vec![2; n], vec![-1.0; n])],
+            summary_turn: None,
+        };
+        let traj = |group: &str, reward, segments| Trajectory {
+            group: group.into(),
+            reward,
+            finish: FinishReason::Answered,
+            segments,
+        };
+        let trajs = [
+            traj("g", 1.0, vec![seg(3), seg(1)]),
+            traj("g", 0.0, vec![seg(2)]),
+        ];
+        let config = EstimatorConfig {
+            agg: AggMode::TrajMeanTokenMean,
+            ..Default::default()
+        };
+        let mut batch = TrainingBatch::new(&trajs, &config).unwrap();
+        let (a, b) = (1.0 / 8.0, 1.0 / 4.0);
+        assert_eq!(batch.weights, vec![a, a, a, a, b, b]);
+        batch.pad_to_multiple(4, &config).unwrap();
+        assert_eq!(batch.rows.len(), 4);
+        assert_eq!(batch.weights, vec![a, a, a, a, b, b]);
     }
 }

@@ -1,11 +1,13 @@
 //! The SUPO estimator: trajectory-level group advantages, overlong masking, the clipped
-//! surrogate with optional dual clip, KL penalties, entropy bonus and verl's aggregation modes.
+//! surrogate with optional dual clip, KL penalties, entropy bonus, verl's aggregation modes and
+//! two trajectory-balanced ones.
 //!
 //! * [`advantage`] — Eq. 3 (and the per-segment Eq. 4 ablation) over a batch of rewards.
 //! * [`surrogate`] — the per-token loss terms and their exact derivatives w.r.t. `log π`,
 //!   generic over the float type: f64 for the [`LogProbBatch`] contract, f32 in the kernels.
-//! * [`aggregate`] — turns agent masks and the aggregation mode into per-token weights, so that
-//!   every aggregation mode is a weighted sum `Σ_t w_t ℓ_t` a backend can compute in one pass.
+//! * [`aggregate`] — turns agent masks, the segments' trajectories and the aggregation mode into
+//!   per-token weights, so that every aggregation mode is a weighted sum `Σ_t w_t ℓ_t` a backend
+//!   can compute in one pass.
 //! * [`batch`] — [`LogProbBatch`] (the `supo loss` contract) and [`TrainingBatch`] (one row
 //!   per summary segment, ready for a [`Backend`](crate::Backend)).
 
@@ -14,7 +16,7 @@ pub mod aggregate;
 pub mod batch;
 pub mod surrogate;
 
-pub use aggregate::{aggregation_weights, AggMode};
+pub use aggregate::{aggregation_weights, AggMode, Sequence};
 pub use batch::{LogProbBatch, LogProbLoss, LogProbSegment, LogProbTrajectory, TrainingBatch};
 
 use crate::error::{Error, Result};
@@ -177,8 +179,8 @@ pub struct EstimatorConfig {
     pub advantage: AdvantageConfig,
     /// How per-token losses are aggregated.
     pub agg: AggMode,
-    /// Divisor of [`AggMode::SeqMeanTokenSumNorm`]; `None` uses the longest segment's length
-    /// (verl's padded response length).
+    /// Horizon of [`AggMode::SeqMeanTokenSumNorm`] (verl's `loss_scale_factor`); `None` uses
+    /// the longest segment's length (verl's padded response length).
     pub norm_length: Option<f64>,
     /// Finish reasons that make a trajectory overlong: its tokens get weight 0.
     pub masked_finish: Vec<FinishReason>,

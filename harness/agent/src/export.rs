@@ -24,6 +24,10 @@ pub struct ExportRow {
     pub agent_mask: Vec<u8>,
     /// 1 for the tokens to train: the agent mask, all 0 for an overlong (masked) trajectory.
     pub loss_mask: Vec<u8>,
+    /// Each response token's coefficient in the loss under the configured aggregation mode:
+    /// the batch's loss is `Σ token_weights · ℓ` over all exported rows (0 where `loss_mask` is
+    /// 0), computed by `supo_core`'s `aggregation_weights` over the whole export.
+    pub token_weights: Vec<f32>,
     /// `log π_old` of each response token (0 for non-agent tokens).
     pub old_logprobs: Vec<f32>,
     /// The trajectory's advantage (every segment of a trajectory carries it).
@@ -45,7 +49,9 @@ pub fn training_rows(
     let mut rows = Vec::with_capacity(batch.rows.len());
     let mut segment = 0;
     let mut last = None;
+    let mut weights = batch.weights.iter().copied();
     for row in batch.rows {
+        let token_weights: Vec<f32> = weights.by_ref().take(row.response.len()).collect();
         let Some(t) = row.trajectory else { continue };
         segment = if last == Some(t) { segment + 1 } else { 0 };
         last = Some(t);
@@ -61,6 +67,7 @@ pub fn training_rows(
             prompt_ids: row.prompt,
             response_ids: row.response,
             loss_mask: row.mask,
+            token_weights,
             advantage: row.advantage,
             reward: traj.reward,
             finish: traj.finish.name(),
@@ -113,5 +120,47 @@ mod tests {
         assert_eq!(rows[0].advantage, rows[1].advantage);
         assert_eq!(rows[0].agent_mask, vec![1, 1, 0, 0, 0, 0, 1]);
         assert_eq!(rows[0].finish, FinishReason::Answered.name());
+        // token-mean: every trained token of the export weighs 1 / (their number).
+        let trained: usize = rows
+            .iter()
+            .map(|r| r.loss_mask.iter().filter(|&&m| m == 1).count())
+            .sum();
+        for r in &rows {
+            assert_eq!(r.token_weights.len(), r.response_ids.len());
+            for (&w, &m) in r.token_weights.iter().zip(&r.loss_mask) {
+                assert_eq!(w, if m == 1 { 1.0 / trained as f32 } else { 0.0 });
+            }
+        }
+    }
+
+    #[test]
+    fn token_weights_follow_the_aggregation_mode() {
+        use supo_core::estimator::AggMode;
+        let trajs = [trajectory(1.0), trajectory(0.0)];
+        let config = EstimatorConfig {
+            agg: AggMode::TrajMeanTokenSum,
+            ..EstimatorConfig::default()
+        };
+        let rows = training_rows(&trajs, &config).unwrap();
+        // Two trajectories with trained tokens: each trained token weighs 1/2.
+        for r in &rows {
+            for (&w, &m) in r.token_weights.iter().zip(&r.loss_mask) {
+                assert_eq!(w, if m == 1 { 0.5 } else { 0.0 });
+            }
+        }
+        // traj-mean-token-mean: each trajectory's weights sum to 1/2 over its segments.
+        let config = EstimatorConfig {
+            agg: AggMode::TrajMeanTokenMean,
+            ..EstimatorConfig::default()
+        };
+        let rows = training_rows(&trajs, &config).unwrap();
+        for t in 0..2 {
+            let sum: f32 = rows
+                .iter()
+                .filter(|r| r.trajectory == t)
+                .flat_map(|r| &r.token_weights)
+                .sum();
+            assert!((sum - 0.5).abs() < 1e-6, "{sum}");
+        }
     }
 }

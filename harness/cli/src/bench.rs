@@ -98,7 +98,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), CliError> {
                 DTypeArg::F16 => bench_loss::<_, f16>(&b, args),
                 DTypeArg::Bf16 => bench_loss::<_, bf16>(&b, args),
             })?;
-            eprintln!(
+            errln!(
                 "{}: {} x {} {}: median {:.4} s ({:.1} GB/s effective), peak RSS +{:.1} MiB",
                 result.backend,
                 result.tokens,
@@ -107,11 +107,11 @@ pub fn run(cmd: &BenchCommand) -> Result<(), CliError> {
                 result.median_s,
                 result.effective_gb_per_s,
                 result.peak_rss_delta_bytes as f64 / (1 << 20) as f64
-            );
-            println!(
+            )?;
+            outln!(
                 "{}",
                 serde_json::to_string(&result).map_err(|e| CliError::Failure(e.to_string()))?
-            );
+            )?;
             Ok(())
         }
     }

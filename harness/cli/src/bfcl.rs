@@ -67,11 +67,11 @@ fn run_replay(args: &ReplayArgs) -> Result<(), CliError> {
         }
     }
     if let Some(first) = bad.first() {
-        eprintln!(
+        errln!(
             "supo bfcl replay: skipped {} bad line{} (the first: {first})",
             bad.len(),
             if bad.len() == 1 { "" } else { "s" }
-        );
+        )?;
     }
     supo_core::fs::write_atomic(&args.output, out.concat().as_bytes())
         .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", args.output.display())))

@@ -8,9 +8,13 @@
 //! backends; `cargo install --path harness/cli` installs `supo`.
 //!
 //! Exit codes: 0 on success, 2 on bad input or usage (one-line message on standard error),
-//! 1 on any other failure.
+//! 1 on any other failure, 141 without a word when standard output or standard error went away
+//! (`supo loss … | head -c 10`, a closed socket; see [`console`]).
 
 #![warn(missing_docs)]
+
+#[macro_use]
+pub mod console;
 
 pub mod backend;
 pub mod bench;
@@ -66,6 +70,9 @@ pub enum CliError {
     Input(String),
     /// Anything else: exit code 1.
     Failure(String),
+    /// Standard output or standard error went away: exit code
+    /// [`console::CLOSED_EXIT`], nothing printed.
+    Closed,
 }
 
 impl CliError {
@@ -74,6 +81,7 @@ impl CliError {
         match self {
             CliError::Input(_) => 2,
             CliError::Failure(_) => 1,
+            CliError::Closed => console::CLOSED_EXIT,
         }
     }
 }
@@ -82,6 +90,7 @@ impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CliError::Input(m) | CliError::Failure(m) => f.write_str(m),
+            CliError::Closed => f.write_str("standard output or standard error was closed"),
         }
     }
 }
@@ -118,6 +127,48 @@ where
 {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<T>())
+}
+
+/// Parses the process's command line and runs it; returns the exit code. Help, version and usage
+/// errors are written through [`console`] too, so `supo --help | head -c 10` ends quietly.
+pub fn main() -> i32 {
+    use clap::Parser as _;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            return match e.print() {
+                Ok(()) => e.exit_code(),
+                // The help or version text was the output: without a reader, the run failed.
+                Err(io) if e.exit_code() == 0 => {
+                    if console::is_closed(&io) {
+                        console::CLOSED_EXIT
+                    } else {
+                        1
+                    }
+                }
+                // A usage error that could not be told still exits as one.
+                Err(_) => e.exit_code(),
+            };
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(CliError::Closed) => console::CLOSED_EXIT,
+        Err(e) => {
+            // If standard error is gone too, the exit code is all that is left to say.
+            let _ = errln!("supo: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// A clap parser for a loss-aggregation mode (`--help` lists the six names).
+pub(crate) fn agg_mode(
+) -> impl clap::builder::TypedValueParser<Value = supo_core::estimator::AggMode> {
+    use clap::builder::TypedValueParser as _;
+    use supo_core::estimator::AggMode;
+    clap::builder::PossibleValuesParser::new(AggMode::ALL.map(AggMode::name))
+        .try_map(|s| AggMode::parse(&s).map_err(|e| e.to_string()))
 }
 
 /// Runs a parsed command line.

@@ -128,7 +128,7 @@ struct OutputJson<'a> {
 impl ConfigJson {
     fn into_config(self) -> Result<EstimatorConfig, CliError> {
         for name in self.unknown.keys() {
-            eprintln!("supo: ignoring unknown config field {name:?}");
+            errln!("supo: ignoring unknown config field {name:?}")?;
         }
         let d = EstimatorConfig::default();
         let masked_finish = match self.masked_finish {
@@ -230,7 +230,7 @@ pub fn run(args: &LossArgs) -> Result<(), CliError> {
             batch.loss_with_advantages(&config, advantages)?
         }
     };
-    println!("{}", render_output(&out)?);
+    outln!("{}", render_output(&out)?)?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 use supo_core::context::ContextConfig;
-use supo_core::estimator::EstimatorConfig;
+use supo_core::estimator::{AggMode, EstimatorConfig};
 
 use super::CliError;
 use crate::journal::Journal;
@@ -97,6 +97,9 @@ pub struct RunArgs {
     /// not run again, and the outputs are what an uninterrupted run writes.
     #[arg(long)]
     pub resume: bool,
+    /// The loss-aggregation mode of the exported rows' `token_weights`.
+    #[arg(long, default_value = "token-mean", value_parser = crate::agg_mode())]
+    pub agg: AggMode,
 }
 
 /// Arguments of `supo bfcl eval`.
@@ -141,11 +144,11 @@ pub fn run_rollout(args: &RolloutArgs) -> Result<(), CliError> {
         ));
     }
     if args.samples > 1 && args.run.temperature == 0.0 {
-        eprintln!(
+        errln!(
             "supo rollout: warning: --temperature 0 makes the {} samples of an entry alike, so \
              their advantages are 0; pass --temperature 1.0 to sample",
             args.samples
-        );
+        )?;
     }
     run(&args.run, args.samples, args.output.as_deref(), false)
 }
@@ -308,11 +311,11 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
     });
     let (mut journal, journaled) = Journal::open(&journal_path, &header, a.resume)?;
     if a.resume {
-        eprintln!(
+        errln!(
             "resuming from {}: {} rollouts already finished",
             journal_path.display(),
             journaled.len()
-        );
+        )?;
     }
     let mut lines = Vec::new();
     let mut rows = Vec::new();
@@ -430,7 +433,7 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
         write_jsonl(path, &rows)?;
     }
     journal.finish()?;
-    println!(
+    outln!(
         "{:<28} {:<16} {:>8} {:>9} {:>12} {:>10} {:>10} {:>11} {:>7} {:>11}",
         "category",
         "context",
@@ -442,9 +445,9 @@ fn run(a: &RunArgs, samples: usize, output: Option<&Path>, compare: bool) -> Res
         "tool calls",
         "errors",
         "rollouts/s"
-    );
+    )?;
     for row in table {
-        println!("{row}");
+        outln!("{row}")?;
     }
     Ok(())
 }
@@ -470,10 +473,14 @@ fn export_rows(
         )));
     }
     let trajectories: Vec<_> = ok.iter().map(|r| r.trajectory.clone()).collect();
-    let rows = training_rows(&trajectories, &EstimatorConfig::default())?;
+    let config = EstimatorConfig {
+        agg: a.agg,
+        ..EstimatorConfig::default()
+    };
+    let rows = training_rows(&trajectories, &config)?;
     let skipped = results.len() - ok.len();
     if skipped > 0 {
-        eprintln!("{skipped} rollouts failed and were left out of the export");
+        errln!("{skipped} rollouts failed and were left out of the export")?;
     }
     Ok(rows
         .iter()

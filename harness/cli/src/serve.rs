@@ -2,7 +2,6 @@
 //! ([`supo_serve`]). The first line on standard output is `listening on http://ADDR/v1` (with
 //! the real port when `--port 0` asks for a free one).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -120,14 +119,12 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::Failure(format!("cannot read the bound address: {e}")))?;
-        let mut out = std::io::stdout();
-        let _ = writeln!(
-            out,
+        // The caller reads the address from this line: without a reader, there is no server.
+        outln!(
             "listening on http://{addr}/v1 (model {name}, context {} tokens, {})",
             model.max_context(),
             args.logprobs_mode.name()
-        );
-        let _ = out.flush();
+        )?;
         serve(listener, app, limits, async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -142,13 +142,12 @@ pub fn run(args: &SynthArgs) -> Result<(), CliError> {
     bar.finish_and_clear();
     out.write_reports(synth.graph())
         .map_err(CliError::Failure)?;
-    eprintln!(
+    errln!(
         "supo synth: {} samples in {} ({} new, {:.1} s, {} mode)",
         out.finished().len(),
         args.out.display(),
         out.finished().len() - done.min(out.finished().len()),
         start.elapsed().as_secs_f64(),
         model.mode()
-    );
-    Ok(())
+    )
 }

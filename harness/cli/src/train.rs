@@ -38,6 +38,9 @@ pub struct TrainArgs {
     /// Continue from the checkpoints in OUT.
     #[arg(long)]
     pub resume: bool,
+    /// Loss aggregation of the RL arms (overrides the preset's, `token-mean`).
+    #[arg(long, value_parser = crate::agg_mode())]
+    pub agg: Option<supo_core::estimator::AggMode>,
 }
 
 /// Runs `supo train`.
@@ -58,6 +61,9 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     if let Some(steps) = args.warm_steps {
         config.warm_steps = steps;
     }
+    if let Some(agg) = args.agg {
+        config.agg = agg;
+    }
     config.validate().map_err(CliError::Input)?;
     let paths = RunPaths {
         report: args
@@ -70,13 +76,12 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         .map_err(CliError::Failure)?;
     crate::plot::learning_curves(&report, &paths.out.join("curves.png"))
         .map_err(CliError::Failure)?;
-    print!("{}", table(&report));
-    println!(
+    crate::console::out(format_args!("{}", table(&report)))?;
+    outln!(
         "report: {}   curves: {}",
         paths.report.display(),
         paths.out.join("curves.png").display()
-    );
-    Ok(())
+    )
 }
 
 /// Progress bars on standard error: one per phase, left on screen when it ends.
@@ -110,7 +115,7 @@ impl train::Progress for Bars {
         if let Some(bar) = self.0.take() {
             bar.finish();
         }
-        eprintln!("{line}");
+        crate::console::err_or_exit(format_args!("{line}\n"));
     }
 }
 

@@ -218,6 +218,21 @@ fn bfcl_eval_against_supo_serve_with_summaries() {
             }
             // A single sample per group: the estimator's advantage is 0.
             assert_eq!(r["advantage"].as_f64().unwrap(), 0.0);
+            // token-mean weights: the same positive weight on every trained token, 0 elsewhere.
+            let weights: Vec<f64> = r["token_weights"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(weights.len(), response.len());
+            for (w, m) in weights.iter().zip(&loss_mask) {
+                assert!(if *m == 1 {
+                    *w > 0.0 && *w <= 1.0
+                } else {
+                    *w == 0.0
+                });
+            }
             // A segment closed by a summary ends with the instruction and the summary, and the
             // next segment's prompt is the task prompt ⊕ template ⊕ summary.
             if k + 1 < segments || !r["summary_ids"].is_null() {

@@ -53,7 +53,7 @@ use rand::seq::IndexedRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use supo_core::estimator::EstimatorConfig;
+use supo_core::estimator::{AggMode, EstimatorConfig};
 
 use crate::builtin::{BuiltinModel, Checkpoint, TransformerConfig};
 use crate::ledger::{split, LedgerConfig, LedgerTask, LedgerVocab};
@@ -108,6 +108,11 @@ pub struct TrainConfig {
     pub temperature: f32,
     /// RL steps between checkpoints.
     pub checkpoint_every: usize,
+    /// How the RL loss aggregates per-token losses (the paper's `token-mean` by default;
+    /// `traj-mean-token-sum` and `traj-mean-token-mean` weigh every episode alike however many
+    /// segments it was cut into).
+    #[serde(default)]
+    pub agg: AggMode,
 }
 
 /// Named configurations.
@@ -165,6 +170,7 @@ impl TrainConfig {
             rl_lr: 1e-3,
             temperature: 1.0,
             checkpoint_every: 10,
+            agg: AggMode::TokenMean,
         };
         match preset {
             Preset::Default => base,
@@ -580,7 +586,10 @@ fn train_arm(
             progress.note(&format!("{}: resumed at step {}", arm.name, state.step));
         }
     }
-    let estimator = EstimatorConfig::default();
+    let estimator = EstimatorConfig {
+        agg: c.agg,
+        ..EstimatorConfig::default()
+    };
     progress.phase(&arm.name, c.rl_steps, state.step);
     while state.step < c.rl_steps {
         let start = Instant::now();
