@@ -45,7 +45,9 @@ fuzz_target!(|data: &[u8]| {
         .header("content-type", "application/json")
         .body(Body::from(body.to_vec()))
         .expect("a request");
+    // The router's body and request timeouts need the runtime's timers, as `supo serve` has.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("a runtime");
     let response = runtime.block_on(app().oneshot(request)).expect("infallible");
