@@ -110,3 +110,33 @@ pub trait TokenModel: Send + Sync {
         None
     }
 }
+
+/// The index a sampler draws from `logits`. At `temperature` > 0 it is the first index at which
+/// the running sum of `weights` (the tempered softmax numerators, whose total is `sum`) reaches
+/// `u · sum`, with `u` in [0, 1) from `uniform` (the last index if rounding leaves a remainder);
+/// at temperature 0 it is the first index of the largest logit, and `uniform` is not called.
+/// Every sampler of the project draws through it, so a seed gives the same tokens whether the
+/// model runs in-process or behind `supo serve`.
+pub fn draw_index(
+    logits: &[f32],
+    weights: &[f32],
+    sum: f32,
+    temperature: f32,
+    uniform: impl FnOnce() -> f32,
+) -> usize {
+    if temperature > 0.0 {
+        let mut u = uniform() * sum;
+        for (i, &w) in weights.iter().enumerate() {
+            u -= w;
+            if u <= 0.0 {
+                return i;
+            }
+        }
+        logits.len() - 1
+    } else {
+        logits
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, &x)| if x > logits[b] { i } else { b })
+    }
+}

@@ -16,8 +16,8 @@ fn classes() -> &'static [String] {
 
 fuzz_target!(|text: &str| {
     let _ = parse_expr(text);
-    let mut executor =
-        Executor::new(classes(), &serde_json::json!({}), false).expect("the default scenarios load");
+    let mut executor = Executor::new(classes(), &serde_json::json!({}), false)
+        .expect("the default scenarios load");
     for call in text.split('\n').take(8) {
         let _ = executor.execute(call);
     }

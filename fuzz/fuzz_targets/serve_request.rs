@@ -50,6 +50,8 @@ fuzz_target!(|data: &[u8]| {
         .enable_all()
         .build()
         .expect("a runtime");
-    let response = runtime.block_on(app().oneshot(request)).expect("infallible");
+    let response = runtime
+        .block_on(app().oneshot(request))
+        .expect("infallible");
     assert!(response.status().as_u16() < 600);
 });

@@ -9,7 +9,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use supo_core::model::{Decoder, GenerationFinish, ModelError, SamplingParams, TokenModel};
+use supo_core::model::{
+    draw_index, Decoder, GenerationFinish, ModelError, SamplingParams, TokenModel,
+};
 
 /// Which log-probabilities the server reports (vLLM's `--logprobs-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,23 +149,7 @@ fn draw(
 ) -> (u32, Vec<f32>) {
     let t = if temperature > 0.0 { temperature } else { 1.0 };
     let (processed, weights, sum) = log_softmax(logits, t);
-    let pick = if temperature > 0.0 {
-        let mut u = rng.random::<f32>() * sum;
-        let mut pick = logits.len() - 1;
-        for (i, &w) in weights.iter().enumerate() {
-            u -= w;
-            if u <= 0.0 {
-                pick = i;
-                break;
-            }
-        }
-        pick
-    } else {
-        logits
-            .iter()
-            .enumerate()
-            .fold(0, |b, (i, &x)| if x > logits[b] { i } else { b })
-    };
+    let pick = draw_index(logits, &weights, sum, temperature, || rng.random::<f32>());
     let lps = match mode {
         LogprobsMode::Processed => processed,
         LogprobsMode::Raw if t == 1.0 => processed,

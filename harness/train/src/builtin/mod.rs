@@ -15,7 +15,8 @@ pub use transformer::{KvCache, Packed, Tape, Transformer, TransformerConfig};
 
 use crate::ledger::{token, LedgerConfig, LedgerVocab};
 use supo_core::model::{
-    Decoder, Generation, GenerationFinish, ModelError, SamplingParams, TokenModel, Tokenizer,
+    draw_index, Decoder, Generation, GenerationFinish, ModelError, SamplingParams, TokenModel,
+    Tokenizer,
 };
 
 /// A word-level tokenizer: text split on whitespace, one token per known word.
@@ -175,23 +176,7 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (u32, f32
     let sum: f32 = weights.iter().sum();
     let log_z = sum.ln();
     let logp = |i: usize| (logits[i] - max) / t - log_z;
-    let pick = if temperature > 0.0 {
-        let mut u = rng.random::<f32>() * sum;
-        let mut pick = logits.len() - 1;
-        for (i, &w) in weights.iter().enumerate() {
-            u -= w;
-            if u <= 0.0 {
-                pick = i;
-                break;
-            }
-        }
-        pick
-    } else {
-        logits
-            .iter()
-            .enumerate()
-            .fold(0, |b, (i, &x)| if x > logits[b] { i } else { b })
-    };
+    let pick = draw_index(logits, &weights, sum, temperature, || rng.random::<f32>());
     (pick as u32, logp(pick))
 }
 
