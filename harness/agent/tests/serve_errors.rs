@@ -2,7 +2,9 @@
 //! listeners scripted to answer 5xx, truncated or malformed bodies, to stall, or to be absent):
 //! retries with back-off where a retry can help, clear errors otherwise, never a panic.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod raw_http;
+
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -48,20 +50,7 @@ fn scripted(script: Vec<Reply>) -> (String, Arc<AtomicUsize>) {
 
 /// Reads one request and answers it with `reply`.
 fn answer(stream: &mut std::net::TcpStream, reply: Reply) {
-    // Read the request: headers, then Content-Length bytes of body.
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut len = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; len];
-    let _ = reader.read_exact(&mut body);
+    raw_http::read_request(stream);
     let respond = |stream: &mut std::net::TcpStream, status: u16, body: &str| {
         let _ = write!(
             stream,

@@ -3,7 +3,9 @@
 //! shape comes from: each is served by a scripted server on 127.0.0.1 and must read as its
 //! `expect` says. Also: a malformed answer is retried like a transport error.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod raw_http;
+
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,19 +30,7 @@ fn scripted(answers: Vec<(u16, String)>) -> (String, Arc<AtomicUsize>) {
             let n = count.fetch_add(1, Ordering::SeqCst);
             let (status, body) = answers[n.min(answers.len() - 1)].clone();
             let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut buf = vec![0; len];
-            let _ = reader.read_exact(&mut buf);
+            raw_http::read_request(&stream);
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
