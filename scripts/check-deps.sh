@@ -23,4 +23,5 @@ forbid supo-agent axum "${gpu_cli[@]}"
 forbid supo-synth axum "${gpu_cli[@]}"
 forbid supo-train tokio reqwest axum tokenizers "${gpu_cli[@]}"
 forbid supo-serve "${gpu_cli[@]}"
+forbid supo-rs tokio reqwest axum tokenizers "${gpu_cli[@]}"
 exit $status

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs the test-only third-party pieces into target/pydeps (BFCL's
 # reference `bfcl-eval` wheel, NVIDIA's NVRTC wheel, verl 0.9.1 with torch for the CPU) when pip
-# can reach PyPI, then runs the whole workspace's tests. Extra arguments go to `cargo test`.
+# can reach PyPI, then runs the whole workspace's tests, then the Python package's pytest suite
+# (python/tests, after `pip install ./python`). Extra arguments go to `cargo test`.
 #
 # Suites that need something this machine lacks (a wgpu adapter, NVRTC, a CUDA GPU, python3,
 # the BFCL wheel, the openai SDK or LiteLLM, verl) say by name that they skipped; set
@@ -28,8 +29,22 @@ if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; th
     # ~/.cache/supo-rs/wheels; the folder goes on PYTHONPATH of scripts/verl_reference.py only).
     SUPO_VERL_PYTHONPATH="$(scripts/install-verl.sh "$deps/verl")" && export SUPO_VERL_PYTHONPATH
   fi
+  # The `supo` Python package (pip install ./python), pytest and verl's agent-loop extras.
+  supo_pythonpath="$(scripts/install-python.sh "$deps")" || echo "scripts/install-python.sh failed: the Python suite (python/tests) will skip" >&2
 else
   echo "python3 with pip not found: BFCL differential tests, the NVRTC compile test and the verl comparison will skip" >&2
 fi
 
 cargo test --workspace "$@"
+
+# The Python suite (python/tests): the bindings, supo.verl inside verl 0.9.1, supo_agent against
+# a real `supo serve` (the binary cargo just built). Required with SUPO_REQUIRE_VERL=1.
+if [ -n "${supo_pythonpath:-}" ]; then
+  cargo build -q -p supo-cli
+  PYTHONPATH="$PWD/python/tests:$supo_pythonpath" python3 -m pytest -q -p no:cacheprovider python/tests
+elif [ "${SUPO_REQUIRE_VERL:-}" = 1 ]; then
+  echo "python/tests: the supo package or pytest could not be installed; SUPO_REQUIRE_VERL=1 forbids skipping" >&2
+  exit 1
+else
+  echo "python/tests: skipped: the supo package or pytest could not be installed" >&2
+fi

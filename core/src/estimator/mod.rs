@@ -10,10 +10,13 @@
 //!   can compute in one pass.
 //! * [`batch`] — [`LogProbBatch`] (the `supo loss` contract) and [`TrainingBatch`] (one row
 //!   per summary segment, ready for a [`Backend`](crate::Backend)).
+//! * `contract` (feature `json`) — the `supo loss` contract's input document.
 
 pub mod advantage;
 pub mod aggregate;
 pub mod batch;
+#[cfg(feature = "json")]
+pub mod contract;
 pub mod surrogate;
 
 pub use aggregate::{aggregation_weights, AggMode, Sequence};
