@@ -238,3 +238,32 @@ def test_completions_client_maps_server_errors(server):
     closed = supo.verl.CompletionsClient(config, "http://127.0.0.1:9/v1", timeout_s=5)
     with pytest.raises(supo.SupoError, match="failed"):
         asyncio.run(closed.generate("r", prompt_ids=[1], sampling_params={}))
+
+
+@pytest.mark.parametrize("in_stats", [True, False])
+def test_overlong_trajectories_keep_zero_masks_or_leave(server, in_stats):
+    import hydra
+    from omegaconf import OmegaConf
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap, _agent_loop_registry
+
+    import supo.verl
+
+    entry, gt = entries(bfcl_data("test_overlong_trajectories_keep_zero_masks_or_leave"), 1)[0]
+    config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": 512, "response_length": 8}}, "data": {}})
+    loop = hydra.utils.instantiate(
+        config={**_agent_loop_registry["supo_agent"], "max_steps": 1, "overlong_in_group_stats": in_stats},
+        trainer_config=DictConfigWrap(config=config),
+        server_manager=supo.verl.CompletionsClient(config, server.base_url),
+        tokenizer=ServeTokenizer(server.base_url.removesuffix("/v1")),
+        processor=None, hf_model_type=None, dataset_cls=None,
+        data_config=DictConfigWrap(config.data), tools=ToolListWrap([]),
+    )
+    row = {"raw_prompt": list(entry["question"][0]), "uid": "t", "session_id": "0",
+           "extra_info": {"bfcl_json": json.dumps({**entry, "ground_truth": gt, "tools": []})}}
+    outputs = asyncio.run(loop.run({"temperature": 1.0}, **row))
+    if not in_stats:
+        assert outputs == []  # verl's V1 trainer then has no row of it: out of the statistics
+        return
+    assert outputs and outputs[-1].extra_fields["supo_finish"] == "MaxSteps"
+    assert all(set(o.response_mask) == {0} for o in outputs) and outputs[0].reward_score == 0.0
+    assert any(l != 0.0 for l in outputs[0].response_logprobs)  # the tokens are there, untrained
