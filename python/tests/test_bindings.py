@@ -234,6 +234,6 @@ def test_long_calls_release_the_gil():
 
 
 def test_version_and_typing_files():
-    assert supo.__version__ == "0.1.0"
+    assert supo.__version__ == "0.1.0" and supo.bfcl.Environment is not None
     pkg = __import__("pathlib").Path(supo.__file__).parent
     assert (pkg / "py.typed").is_file() and (pkg / "_native.pyi").is_file()

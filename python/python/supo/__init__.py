@@ -28,9 +28,10 @@ from ._native import (
     TrajectoryBuilder,
     __version__,
 )
-from . import _native
+from . import _native, bfcl
 
 __all__ = [
+    "bfcl",
     "ContextConfig",
     "Decision",
     "Segment",
