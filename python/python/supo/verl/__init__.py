@@ -3,8 +3,9 @@
 Importing this module imports verl and registers, in verl's own registries:
 
 - the agent loop ``supo_agent`` (:class:`SupoAgentLoop`, an ``AgentLoopBase``): multi-turn
-  tool use under SUPO's working-context rule (the Rust :class:`supo.TrajectoryBuilder`), one
-  ``AgentLoopOutput`` per summary segment, for verl's V1 trainer;
+  tool use under SUPO's working-context rule (the Rust :class:`supo.TrajectoryBuilder`) on
+  BFCL's environments or on tools from verl's tool configuration, one ``AgentLoopOutput`` per
+  summary segment, for verl's V1 trainer;
 - the advantage estimator ``supo`` (:func:`compute_supo_advantage`): trajectory-level group
   advantages (Eq. 3) for trainers that hand it one row per segment;
 - the policy loss ``supo_trajectory_balanced`` (:func:`trajectory_balanced_policy_loss`):

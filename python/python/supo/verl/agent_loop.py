@@ -255,7 +255,8 @@ def load_verl_tools(tool_config_path: str | None, function_tool_path: str | None
 
 @register("supo_agent")
 class SupoAgentLoop(AgentLoopBase):
-    """SUPO's summarization agent loop on BFCL multi-turn entries (see the module docstring)."""
+    """SUPO's summarization agent loop on BFCL multi-turn entries or verl tools (see the module
+    docstring)."""
 
     def __init__(
         self,
