@@ -1,12 +1,13 @@
 """`supo_agent` on tools from verl's tool configuration: a tool YAML loaded by verl's own
 `load_all_tools` naming verl's `BaseTool` (and a subclass that records its lifecycle), a
-`@function_tool` file, rolled out against a real `supo serve` with a working context that forces
-summaries, and, since the built-in model's vocabulary cannot write `<tool_call>`, by a scripted
-policy over a byte tokenizer whose calls reach the real verl tool objects."""
+`@function_tool` file, rolled out against a real `supo serve` (its built-in model's vocabulary
+cannot write `<tool_call>`, so it makes no call), and by a scripted policy over a byte tokenizer
+whose calls reach the real verl tool objects, also under a working context that forces summaries."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -301,6 +302,28 @@ def test_verl_tools_under_the_working_context_rule(tool_files):
         assert outputs[k].extra_fields["supo_summary"] == policy.summary
 
 
+class NoLogprobs(ScriptedPolicy):
+    """Writes one call, then a generation without log-probs (a misconfigured server)."""
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, **kw):
+        from verl.workers.rollout.replica import TokenOutput
+
+        out = await super().generate(request_id, prompt_ids=prompt_ids, sampling_params=sampling_params)
+        return out if self.texts else TokenOutput(token_ids=out.token_ids, log_probs=None)
+
+
+def test_a_failed_rollout_still_releases_the_tools(tool_files):
+    import_verl("test_a_failed_rollout_still_releases_the_tools")
+    path, _ = tool_files
+    loop = make_loop(rollout_config(512), NoLogprobs([call("record", value=7), "done"]), ByteTokenizer(),
+                     tool_config_path=str(path), working_context=8192)
+    record = loop.verl_tools["record"]
+    before = len(record.log)
+    with pytest.raises(supo.SupoError, match="no log-probs"):
+        asyncio.run(loop.run({}, raw_prompt=[{"role": "user", "content": "go"}], uid="u"))
+    assert [e[0] for e in record.log[before:]] == ["create", "execute", "release"]
+
+
 def supo_error(match):
     """A SupoError matching `match`, raised directly or through hydra's instantiate (whose
     InstantiationException carries it as its cause)."""
@@ -314,8 +337,6 @@ def supo_error(match):
             while not isinstance(e, supo.SupoError) and e.__cause__ is not None:
                 e = e.__cause__
             assert isinstance(e, supo.SupoError), repr(e)
-            import re
-
             assert re.search(match, str(e)), str(e)
             return True
 
