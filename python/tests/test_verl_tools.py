@@ -302,6 +302,37 @@ def test_verl_tools_under_the_working_context_rule(tool_files):
         assert outputs[k].extra_fields["supo_summary"] == policy.summary
 
 
+def test_tool_selection_and_verl_truncation(tool_files):
+    """A row's `extra_info.tool_selection` limits its tools (schemas, instances, calls), and
+    `rollout.multi_turn.max_tool_response_length` cuts responses as verl does."""
+    from omegaconf import OmegaConf
+
+    import_verl("test_tool_selection_and_verl_truncation")
+    path, functions = tool_files
+    config = rollout_config(512)
+    config.actor_rollout_ref.rollout.multi_turn = OmegaConf.create(
+        {"max_tool_response_length": 3, "tool_response_truncate_side": "right"}
+    )
+    policy = ScriptedPolicy([call("touch", value=1) + call("record", value=7), "done"])
+    loop = make_loop(config, policy, ByteTokenizer(), tool_config_path=str(path),
+                     function_tool_path=str(functions), working_context=8192)
+    record = loop.verl_tools["record"]
+    before = len(record.log)
+    prompt = [{"role": "user", "content": "go"}]
+    row = {"raw_prompt": prompt, "uid": "u", "extra_info": {"tool_selection": ["touch", "add"]}}
+    (o,) = asyncio.run(loop.run({}, **row))
+    assert record.log[before:] == []  # not selected: never created
+    schemas = [loop.verl_tools[n].tool_schema.model_dump(exclude_unset=True, exclude_none=True) for n in ("touch", "add")]
+    tok = ByteTokenizer()
+    assert o.prompt_ids == tok.encode(tok.apply_chat_template(prompt, tools=schemas, add_generation_prompt=True))
+    observed = bytes(t for t, m in zip(o.response_ids, o.response_mask) if m == 0).decode()
+    assert "<tool>\nUpd...(truncated)" in observed
+    assert "Unknown function 'record'. Available tools: ['touch', 'add']" in observed
+    row["extra_info"] = {"tool_selection": ["touch", "nosuch"]}
+    with pytest.raises(supo.SupoError, match=r"unknown tools \['nosuch'\]"):
+        asyncio.run(loop.run({}, **row))
+
+
 class NoLogprobs(ScriptedPolicy):
     """Writes one call, then a generation without log-probs (a misconfigured server)."""
 

@@ -33,7 +33,8 @@ errors); a tool's failure or an unknown name is the model's observation, as in v
 ``calc_reward`` (default) the sum of the instances' ``calc_reward``; ``reward_loop``
 ``reward_score`` ``None``, so verl's configured reward scores the final segment and its V1 trainer
 gives every segment that score. ``reward_extra_info`` holds ``tool_calls`` and the calls'
-``tool_rewards``.
+``tool_rewards``. ``extra_info.tool_selection`` (tool names) limits a row to some of the tools;
+responses longer than ``rollout.multi_turn.max_tool_response_length`` are cut as verl cuts them.
 """
 
 from __future__ import annotations
@@ -158,9 +159,13 @@ class VerlToolTask:
     ``tools_kwargs``), calls executed on it, the reward the sum of their ``calc_reward`` (or
     ``None``: verl's configured reward, ``tool_reward: reward_loop``), released at the end."""
 
-    def __init__(self, tools: dict[str, Any], tools_kwargs: dict, tool_reward: str) -> None:
+    def __init__(
+        self, tools: dict[str, Any], tools_kwargs: dict, tool_reward: str, max_response: int | None, side: str
+    ) -> None:
         self.tools = [t.tool_schema.model_dump(exclude_unset=True, exclude_none=True) for t in tools.values()]
         self.by_name = tools
+        self.max_response = max_response
+        self.side = side
         self.kwargs = tools_kwargs or {}
         self.tool_reward = tool_reward
         self.instances: dict[str, str] = {}
@@ -202,7 +207,7 @@ class VerlToolTask:
         self.calls += 1
         if reward is not None:
             self.step_rewards.append(float(reward))
-        return response.text or ""
+        return truncate(response.text or "", self.max_response, self.side)
 
     async def execute(self, text: str) -> list[dict] | None:
         """The tool messages answering the generation's calls (``None``: it made none)."""
@@ -230,6 +235,19 @@ class VerlToolTask:
         for name, instance_id in self.instances.items():
             await self.by_name[name].release(instance_id, **self._kw(name, "release_kwargs"))
         self.instances = {}
+
+
+def truncate(text: str, limit: int | None, side: str) -> str:
+    """A tool response cut to ``limit`` characters as verl's ``tool_agent`` loop cuts it
+    (``rollout.multi_turn.max_tool_response_length`` / ``tool_response_truncate_side``)."""
+    if limit is None or len(text) <= limit:
+        return text
+    if side == "left":
+        return "(truncated)..." + text[-limit:]
+    if side == "right":
+        return text[:limit] + "...(truncated)"
+    half = limit // 2
+    return text[:half] + "...(truncated)..." + text[-half:]
 
 
 def load_verl_tools(tool_config_path: str | None, function_tool_path: str | None, given: list) -> dict[str, Any]:
@@ -332,7 +350,20 @@ class SupoAgentLoop(AgentLoopBase):
         if entry:
             return BfclTask(entry)
         if self.verl_tools:
-            return VerlToolTask(self.verl_tools, kwargs.get("tools_kwargs") or {}, self.tool_reward)
+            tools = self.verl_tools
+            if extra.get("tool_selection"):  # the row's subset, as in verl's tool_agent loop
+                unknown = [n for n in extra["tool_selection"] if n not in tools]
+                if unknown:
+                    raise supo.SupoError(f"supo_agent: extra_info.tool_selection names unknown tools {unknown}")
+                tools = {n: tools[n] for n in extra["tool_selection"]}
+            multi_turn = self.rollout_config.get("multi_turn") or {}
+            return VerlToolTask(
+                tools,
+                kwargs.get("tools_kwargs") or {},
+                self.tool_reward,
+                multi_turn.get("max_tool_response_length"),
+                multi_turn.get("tool_response_truncate_side") or "middle",
+            )
         raise supo.SupoError(
             "supo_agent needs extra_info.bfcl (a BFCL multi-turn entry) or verl tools "
             "(rollout.multi_turn.tool_config_path, or the loop's tool_config_path / function_tool_path)"
