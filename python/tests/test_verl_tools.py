@@ -380,6 +380,8 @@ def test_verl_tool_config_errors(tmp_path, tool_files):
     missing = tmp_path / "missing.yaml"
     with supo_error("cannot load the verl tools of .*missing.yaml"):
         make_loop(config, None, ByteTokenizer(), tool_config_path=str(missing))
+    with supo_error("cannot load the verl tools of nosuch/tools.yaml: FileNotFoundError"):
+        make_loop(config, None, ByteTokenizer(), tool_config_path="nosuch/tools.yaml")  # resolved as verl does
     bad_class = tmp_path / "bad.yaml"
     bad_class.write_text("tools:\n  - class_name: verl.tools.base_tool.NoSuchTool\n    config: {type: native}\n")
     with supo_error("bad.yaml: AttributeError: .*NoSuchTool"):

@@ -257,9 +257,13 @@ def load_verl_tools(tool_config_path: str | None, function_tool_path: str | None
     tools = list(given)
     if tool_config_path or function_tool_path:
         from verl.tools.tool_registry import load_all_tools
+        from verl.utils.import_utils import resolve_config_path
 
-        try:
-            tools += load_all_tools(tool_config_path, function_tool_path)
+        try:  # relative paths resolved as verl's worker resolves its own
+            tools += load_all_tools(
+                resolve_config_path(tool_config_path) if tool_config_path else None,
+                resolve_config_path(function_tool_path) if function_tool_path else None,
+            )
         except Exception as e:
             where = " / ".join(p for p in (tool_config_path, function_tool_path) if p)
             raise supo.SupoError(f"supo_agent: cannot load the verl tools of {where}: {type(e).__name__}: {e}") from e
