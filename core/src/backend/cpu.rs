@@ -8,6 +8,8 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::element::as_f32;
+use super::gemm::{sgemm, Strides};
 use super::host::{
     bad_logits_row, check_linear_loss_args, check_logprob_inputs, check_policy_loss_args,
     check_token_values, index_out_of_range, non_finite, reduce_rows, row_chunks,
@@ -22,6 +24,10 @@ use crate::error::Result;
 use crate::estimator::advantage::group_advantages;
 use crate::estimator::surrogate::{token_terms, SurrogateParams};
 use crate::estimator::{AdvantageConfig, LossConfig};
+
+/// Vocabulary rows of the weight per matrix product of the fused linear loss (a non-f32 weight
+/// is widened one such tile at a time).
+const VOCAB_TILE: usize = 4096;
 
 /// Rows handed to one task on the parallel path.
 #[cfg(feature = "parallel")]
@@ -120,13 +126,6 @@ fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
 
 fn first_nonfinite(values: &[f32]) -> Option<usize> {
     values.iter().position(|v| !v.is_finite())
-}
-
-fn check_finite(what: &str, values: &[f32]) -> Result<()> {
-    match first_nonfinite(values) {
-        Some(i) => Err(non_finite(what, i)),
-        None => Ok(()),
-    }
 }
 
 /// Host views of the per-token inputs.
@@ -294,54 +293,53 @@ impl Backend for CpuBackend {
         let inv_temp = (1.0 / config.temperature) as f32;
         let entropy_coef = config.entropy_coef as f32;
 
-        let w32: Vec<f32> = weight.iter().map(|x| x.to_f32()).collect();
-        check_finite("weight", &w32)?;
+        if let Some(i) = weight.iter().position(|x| !x.to_f32().is_finite()) {
+            return Err(non_finite("weight", i));
+        }
         let mut grad_hidden = vec![0.0f32; n * d];
         let mut grad_weight = vec![0.0f32; v * d];
         let mut logits = vec![0.0f32; chunk.min(n.max(1)) * v];
-        let mut h32 = vec![0.0f32; chunk.min(n.max(1)) * d];
+        // f32 operands are used in place; others are widened into these, the hidden states a
+        // chunk at a time and the weight a vocabulary tile at a time, so no f32 copy of the whole
+        // weight exists.
+        let (mut h_chunk, mut w_tile) = (Vec::new(), Vec::new());
         let mut rows = Vec::with_capacity(n);
+        let (rm_d, rm_v) = (Strides::row_major(d), Strides::row_major(v));
         for (start, c) in row_chunks(n, chunk) {
-            for (dst, src) in h32.iter_mut().zip(&hidden[start * d..(start + c) * d]) {
-                *dst = src.to_f32();
-            }
-            if let Some(i) = first_nonfinite(&h32[..c * d]) {
+            let h = chunk_f32(&hidden[start * d..(start + c) * d], &mut h_chunk);
+            if let Some(i) = first_nonfinite(h) {
                 return Err(non_finite("hidden", start * d + i));
             }
             let z = &mut logits[..c * v];
             // z = h · Wᵀ   ([c, d] × [d, v])
-            sgemm(
-                c,
-                d,
-                v,
-                1.0,
-                &h32[..c * d],
-                (d, 1),
-                &w32,
-                (1, d),
-                0.0,
-                z,
-                (v, 1),
-            );
+            for (v0, t) in row_chunks(v, VOCAB_TILE) {
+                let w = chunk_f32(&weight[v0 * d..(v0 + t) * d], &mut w_tile);
+                let wt = Strides::transposed(d);
+                sgemm(
+                    self.parallel,
+                    (c, d, t),
+                    h,
+                    rm_d,
+                    w,
+                    wt,
+                    false,
+                    &mut z[v0..],
+                    rm_v,
+                );
+            }
             rows.extend(self.map_rows(z, v, |i, row| {
                 host.row(self.isa, start + i, row, inv_temp, &params, entropy_coef)
             }));
-            // dH = G · W   ([c, v] × [v, d]);  dW += Gᵀ · h   ([v, c] × [c, d])
+            // Per tile: dH += G · W   ([c, t] × [t, d]);  dW += Gᵀ · h   ([t, c] × [c, d])
             let gh = &mut grad_hidden[start * d..(start + c) * d];
-            sgemm(c, v, d, 1.0, z, (v, 1), &w32, (d, 1), 0.0, gh, (d, 1));
-            sgemm(
-                v,
-                c,
-                d,
-                1.0,
-                z,
-                (1, v),
-                &h32[..c * d],
-                (d, 1),
-                1.0,
-                &mut grad_weight,
-                (d, 1),
-            );
+            for (v0, t) in row_chunks(v, VOCAB_TILE) {
+                let w = chunk_f32(&weight[v0 * d..(v0 + t) * d], &mut w_tile);
+                let g = &z[v0..];
+                sgemm(self.parallel, (c, t, d), g, rm_v, w, rm_d, v0 > 0, gh, rm_d);
+                let gw = &mut grad_weight[v0 * d..(v0 + t) * d];
+                let gt = Strides::transposed(v);
+                sgemm(self.parallel, (t, c, d), g, gt, h, rm_d, true, gw, rm_d);
+            }
         }
         let report = reduce_rows(rows, config)?;
         Ok(LinearLossOutput {
@@ -396,42 +394,14 @@ fn serial_stats<T: Element>(
         .collect()
 }
 
-/// `C = alpha · A·B + beta · C` on row/column strides, through `matrixmultiply`.
-#[allow(clippy::too_many_arguments)]
-fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    beta: f32,
-    c: &mut [f32],
-    (rsc, csc): (usize, usize),
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: every caller passes slices holding the full strided extents of the operands
-    // (checked by the shape checks above), and `c` does not alias `a` or `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
-            c.as_mut_ptr(),
-            rsc as isize,
-            csc as isize,
-        );
+/// `values` as f32: themselves when they are f32, else widened into `scratch`.
+fn chunk_f32<'a, T: Element>(values: &'a [T], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+    match as_f32(values) {
+        Some(v) => v,
+        None => {
+            scratch.resize(values.len(), 0.0);
+            T::widen_slice(values, scratch);
+            scratch
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! summation order is fixed by the code (lane-wise accumulators reduced in a fixed tree), so the
 //! result does not depend on the SIMD width the compiler picks.
 
+use super::element::{as_f32, as_f32_mut};
 use super::Element;
 
 /// Lanes of the accumulators; fixes the summation order.
@@ -81,47 +82,53 @@ fn tree_sum(v: &[f32; LANES]) -> f32 {
     w[0]
 }
 
-/// One pass over a row: online log-sum-exp, the target's log-prob and the entropy.
-#[inline(always)]
-pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) -> RowStats {
-    let mut m = f32::NEG_INFINITY;
-    let mut s = [0.0f32; LANES];
+/// The running state of [`row_softmax_stats`]'s online log-sum-exp.
+struct OnlineSoftmax {
+    m: f32,
+    s: [f32; LANES],
     // Σ e_j · (z'_j − m): relative to the running max, rescaled when it moves.
-    let mut sz = [0.0f32; LANES];
-    let mut bad_block = false;
-    for block in row.chunks(BLOCK) {
+    sz: [f32; LANES],
+    bad_block: bool,
+}
+
+impl OnlineSoftmax {
+    /// Adds one block (at most [`BLOCK`] logits, already f32).
+    #[inline(always)]
+    fn add_block(&mut self, block: &[f32], inv_temp: f32) {
+        let (s, sz) = (&mut self.s, &mut self.sz);
         let mut bm = [f32::NEG_INFINITY; LANES];
         let mut lanes = block.chunks_exact(LANES);
         for c in &mut lanes {
             for l in 0..LANES {
-                bm[l] = bm[l].max(c[l].to_f32() * inv_temp);
+                bm[l] = bm[l].max(c[l] * inv_temp);
             }
         }
         for (l, x) in lanes.remainder().iter().enumerate() {
-            bm[l] = bm[l].max(x.to_f32() * inv_temp);
+            bm[l] = bm[l].max(x * inv_temp);
         }
         let block_max = bm.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         if block_max == f32::NEG_INFINITY {
             // A fully masked block (all −∞) adds nothing; without this skip its d = −∞ − (−∞)
             // would be NaN. (A NaN-only block also lands here and is caught by the NaN check.)
-            bad_block |= block.iter().any(|x| x.to_f32().is_nan());
-            continue;
+            self.bad_block |= block.iter().any(|x| x.is_nan());
+            return;
         }
-        if block_max > m {
-            if m > f32::NEG_INFINITY {
-                let delta = m - block_max;
+        if block_max > self.m {
+            if self.m > f32::NEG_INFINITY {
+                let delta = self.m - block_max;
                 let f = exp_nonpositive(delta);
                 for l in 0..LANES {
                     sz[l] = f * (sz[l] + delta * s[l]);
                     s[l] *= f;
                 }
             }
-            m = block_max;
+            self.m = block_max;
         }
+        let m = self.m;
         let mut lanes = block.chunks_exact(LANES);
         for c in &mut lanes {
             for l in 0..LANES {
-                let d = c[l].to_f32() * inv_temp - m;
+                let d = c[l] * inv_temp - m;
                 let e = exp_nonpositive(d);
                 s[l] += e;
                 // −∞ logits (masked vocabulary) have e = 0 and add nothing; a NaN or +∞ logit
@@ -130,26 +137,81 @@ pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) ->
             }
         }
         for (l, x) in lanes.remainder().iter().enumerate() {
-            let d = x.to_f32() * inv_temp - m;
+            let d = x * inv_temp - m;
             let e = exp_nonpositive(d);
             s[l] += e;
             sz[l] += if e > 0.0 { e * d } else { 0.0 };
         }
     }
-    let sum = if bad_block { f32::NAN } else { tree_sum(&s) };
+}
+
+/// One pass over a row: online log-sum-exp, the target's log-prob and the entropy.
+///
+/// Rows of f16 or bf16 are widened a block at a time ([`Element::widen_slice`]) into a buffer
+/// on the stack and the f32 code runs on that: the same values, so the same bits.
+#[inline(always)]
+pub fn row_softmax_stats<T: Element>(row: &[T], target: usize, inv_temp: f32) -> RowStats {
+    let mut state = OnlineSoftmax {
+        m: f32::NEG_INFINITY,
+        s: [0.0; LANES],
+        sz: [0.0; LANES],
+        bad_block: false,
+    };
+    let mut buf = [0.0f32; BLOCK];
+    for block in row.chunks(BLOCK) {
+        match as_f32(block) {
+            Some(x) => state.add_block(x, inv_temp),
+            None => {
+                let x = &mut buf[..block.len()];
+                T::widen_slice(block, x);
+                state.add_block(x, inv_temp);
+            }
+        }
+    }
+    let m = state.m;
+    let sum = if state.bad_block {
+        f32::NAN
+    } else {
+        tree_sum(&state.s)
+    };
     let log_sum = libm::logf(sum);
     let picked = row[target].to_f32() * inv_temp;
     RowStats {
         max: m,
         log_sum,
         logp: picked - m - log_sum,
-        entropy: log_sum - tree_sum(&sz) / sum,
+        entropy: log_sum - tree_sum(&state.sz) / sum,
+    }
+}
+
+/// [`row_gradient`] on f32 values, in place; `entropy` is `(η · weight / T, H)` when the
+/// entropy coefficient is non-zero.
+#[inline(always)]
+fn gradient_block(x: &mut [f32], inv_temp: f32, shift: f32, a: f32, entropy: Option<(f32, f32)>) {
+    match entropy {
+        None => {
+            for x in x.iter_mut() {
+                *x = a * exp_nonpositive(*x * inv_temp - shift);
+            }
+        }
+        Some((b, h)) => {
+            for x in x.iter_mut() {
+                let lp = *x * inv_temp - shift;
+                let p = exp_nonpositive(lp);
+                // p = 0 for a −∞ logit, whose entropy term is 0 (not 0 · −∞).
+                let entropy_term = if p > 0.0 { b * p * (lp + h) } else { 0.0 };
+                *x = a * p + entropy_term;
+            }
+        }
     }
 }
 
 /// Second pass: overwrites the row with `dL/dlogits = scale · [g · (onehot − p) + η · p ·
 /// (log p + H)] / T`, where `g = dL/dlog π` of the row's token, `η` the entropy coefficient and
 /// `scale` the token's aggregation weight.
+///
+/// Rows of f16 or bf16 go through an f32 buffer a block at a time ([`Element::widen_slice`],
+/// [`Element::narrow_slice`]), each value rounded once, as if computed element by element.
 #[inline(always)]
 pub fn row_gradient<T: Element>(
     row: &mut [T],
@@ -162,20 +224,18 @@ pub fn row_gradient<T: Element>(
 ) {
     let shift = stats.max + stats.log_sum;
     let a = -weight * d_logp * inv_temp;
-    if entropy_coef == 0.0 {
-        for x in row.iter_mut() {
-            let p = exp_nonpositive(x.to_f32() * inv_temp - shift);
-            *x = T::from_f32(a * p);
-        }
-    } else {
-        let b = weight * entropy_coef * inv_temp;
-        let h = stats.entropy;
-        for x in row.iter_mut() {
-            let lp = x.to_f32() * inv_temp - shift;
-            let p = exp_nonpositive(lp);
-            // p = 0 for a −∞ logit, whose entropy term is 0 (not 0 · −∞).
-            let entropy_term = if p > 0.0 { b * p * (lp + h) } else { 0.0 };
-            *x = T::from_f32(a * p + entropy_term);
+    let entropy =
+        (entropy_coef != 0.0).then_some((weight * entropy_coef * inv_temp, stats.entropy));
+    let mut buf = [0.0f32; BLOCK];
+    for block in row.chunks_mut(BLOCK) {
+        match as_f32_mut(block) {
+            Some(x) => gradient_block(x, inv_temp, shift, a, entropy),
+            None => {
+                let x = &mut buf[..block.len()];
+                T::widen_slice(block, x);
+                gradient_block(x, inv_temp, shift, a, entropy);
+                T::narrow_slice(x, block);
+            }
         }
     }
     // The target's entry from the statistics, rounded once: `a · (p_y − 1) + entropy term`.

@@ -12,6 +12,7 @@
 
 pub mod cpu;
 mod element;
+mod gemm;
 pub mod host;
 pub mod kernel;
 

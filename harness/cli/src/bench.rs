@@ -17,11 +17,15 @@ use supo_core::{Backend, Element, LogitsShape};
 use super::backend::BackendKind;
 use super::CliError;
 
+mod linear;
+
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The fused policy loss (forward + backward over logits).
     Loss(LossBenchArgs),
+    /// The fused linear policy loss (hidden states → logits → loss, forward + backward).
+    Linear(linear::LinearBenchArgs),
 }
 
 /// Element type of the logits.
@@ -114,6 +118,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), CliError> {
             )?;
             Ok(())
         }
+        BenchCommand::Linear(args) => linear::run(args),
     }
 }
 
