@@ -4,6 +4,7 @@
 //! matrix: the median of `--repeats` runs after `--warmup` runs, and the peak growth of the
 //! process's resident memory during a run (Linux: `VmHWM` after resetting it through
 //! `/proc/self/clear_refs`). `scripts/bench_torch.py` runs PyTorch's equivalent on the same shapes.
+//! `supo bench bfcl` times BFCL's executor against BFCL's Python ([`bfcl`]).
 
 use std::time::Instant;
 
@@ -17,11 +18,15 @@ use supo_core::{Backend, Element, LogitsShape};
 use super::backend::BackendKind;
 use super::CliError;
 
+pub mod bfcl;
+
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The fused policy loss (forward + backward over logits).
     Loss(LossBenchArgs),
+    /// BFCL's executor: calls per second over replay entries, against BFCL's Python.
+    Bfcl(bfcl::BfclBenchArgs),
 }
 
 /// Element type of the logits.
@@ -87,6 +92,7 @@ pub struct LossBenchResult {
 /// Runs a benchmark.
 pub fn run(cmd: &BenchCommand) -> Result<(), CliError> {
     match cmd {
+        BenchCommand::Bfcl(args) => bfcl::run(args),
         BenchCommand::Loss(args) => {
             if args.tokens == 0 || args.vocab == 0 || args.repeats == 0 {
                 return Err(CliError::Input(
