@@ -71,6 +71,7 @@ fn rust_only() {
     assert!(v["python_calls_per_s"].is_null() && v["speedup_vs_python"].is_null());
     assert_eq!(v["runs_s"].as_array().map(Vec::len), Some(1));
     assert!(v["result_bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(["thread-cpu", "wall"].contains(&v["clock"].as_str().unwrap_or("")));
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! Both sides do the same work on the same entries: every entry's calls executed turn by turn on
 //! fresh instances (instances created and scenarios loaded included; reading the input and
 //! showing states left out), on one thread, `--warmup` untimed runs then `--repeats` timed
-//! runs over all entries, the median reported. BFCL's side is `execute_multi_turn_func_call`
+//! runs over all entries, the median reported. Time is the executing thread's CPU time where
+//! Linux tells it (`/proc/thread-self/schedstat`; Python's `time.thread_time`), so other
+//! processes on a loaded machine do not count; elsewhere both sides use the wall clock. BFCL's side is `execute_multi_turn_func_call`
 //! from the installed `bfcl-eval` package, driven by `harness/bfcl/tests/bfcl_reference.py`
 //! (its `time` mode, embedded in the binary).
 
@@ -58,6 +60,8 @@ pub struct BfclBenchResult {
     pub python_runs_s: Vec<f64>,
     /// Bytes of all rendered results of a run (a checksum of the work done).
     pub result_bytes: usize,
+    /// The clock of the runs: `thread-cpu` or `wall`.
+    pub clock: &'static str,
 }
 
 /// What the reference script's `time` mode prints.
@@ -97,12 +101,20 @@ pub fn run(args: &BfclBenchArgs) -> Result<(), CliError> {
         .iter()
         .map(|e| e.turns.iter().map(Vec::len).sum::<usize>())
         .sum();
+    let cpu = thread_cpu_seconds().is_some();
+    let now = || {
+        if cpu {
+            thread_cpu_seconds().unwrap_or(0.0)
+        } else {
+            EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64()
+        }
+    };
     let mut runs_s = Vec::with_capacity(args.repeats);
     let mut result_bytes = 0;
     for i in 0..args.warmup + args.repeats {
-        let start = Instant::now();
+        let start = now();
         let bytes = execute_all(&entries)?;
-        let secs = start.elapsed().as_secs_f64();
+        let secs = now() - start;
         if i >= args.warmup {
             runs_s.push(secs);
         }
@@ -112,7 +124,7 @@ pub fn run(args: &BfclBenchArgs) -> Result<(), CliError> {
     let python_runs_s = if args.no_python {
         Vec::new()
     } else {
-        let times = python_times(args)?;
+        let times = python_times(args, cpu)?;
         if times.calls != calls || times.runs_s.len() != args.warmup + args.repeats {
             return Err(CliError::Failure(format!(
                 "BFCL's Python timed {} calls in {} runs, expected {calls} in {}",
@@ -134,6 +146,7 @@ pub fn run(args: &BfclBenchArgs) -> Result<(), CliError> {
         runs_s,
         python_runs_s,
         result_bytes,
+        clock: if cpu { "thread-cpu" } else { "wall" },
     };
     match (result.python_calls_per_s, result.speedup_vs_python) {
         (Some(p), Some(x)) => errln!(
@@ -169,7 +182,7 @@ fn execute_all(entries: &[ReplayInput]) -> Result<usize, CliError> {
 }
 
 /// Runs the reference script's `time` mode on the input with the installed `bfcl-eval`.
-fn python_times(args: &BfclBenchArgs) -> Result<PythonTimes, CliError> {
+fn python_times(args: &BfclBenchArgs, cpu: bool) -> Result<PythonTimes, CliError> {
     let dir = supo_bfcl::locate::bfcl_eval_dir().map_err(|e| {
         CliError::Failure(format!(
             "BFCL's Python reference is needed for the comparison: {e} (or pass --no-python)"
@@ -181,6 +194,7 @@ fn python_times(args: &BfclBenchArgs) -> Result<PythonTimes, CliError> {
         .arg("time")
         .arg(&args.input)
         .arg((args.warmup + args.repeats).to_string())
+        .arg(if cpu { "cpu" } else { "wall" })
         .env("PYTHONPATH", site)
         .env("PYTHONHASHSEED", "0")
         .stdin(Stdio::piped())
@@ -216,6 +230,17 @@ fn python_times(args: &BfclBenchArgs) -> Result<PythonTimes, CliError> {
             "BFCL's Python reference printed no timings ({e}): {stdout}"
         ))
     })
+}
+
+/// The start of the wall clock of the runs.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// The calling thread's CPU time in seconds (Linux: the first field of
+/// `/proc/thread-self/schedstat`, nanoseconds on a CPU); `None` where it cannot be read.
+fn thread_cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 * 1e-9)
 }
 
 /// The median of non-empty `runs`.
