@@ -2,6 +2,8 @@
 //! CPython seeds it, with `getrandbits`, `randrange`, `randint`, `random`, `uniform` and
 //! `choice` drawing the same numbers bit for bit.
 
+use std::sync::{Arc, Mutex};
+
 const N: usize = 624;
 const M: usize = 397;
 const MATRIX_A: u32 = 0x9908_b0df;
@@ -37,8 +39,35 @@ impl PyRandom {
         }
     }
 
-    /// CPython's `init_by_array` on the seed's 32-bit words (least significant first).
+    /// The state `init_by_array` gives the seed, copied from the few seeds seeded last in this
+    /// process when it is one of them (BFCL's classes reuse a handful of seeds, and seeding
+    /// costs more than a tool call).
     fn seed_state(&mut self) {
+        /// Seeds seeded last and their states, newest last.
+        static SEEDED: Mutex<Vec<(u64, Arc<[u32]>)>> = Mutex::new(Vec::new());
+        const KEEP: usize = 8;
+        let cached = SEEDED.lock().ok().and_then(|seeded| {
+            seeded
+                .iter()
+                .find(|(seed, _)| *seed == self.seed)
+                .map(|(_, mt)| mt.clone())
+        });
+        if let Some(mt) = cached {
+            self.mt = mt.to_vec();
+            self.index = N;
+            return;
+        }
+        self.init_by_seed();
+        if let Ok(mut seeded) = SEEDED.lock() {
+            if seeded.len() == KEEP {
+                seeded.remove(0);
+            }
+            seeded.push((self.seed, Arc::from(self.mt.as_slice())));
+        }
+    }
+
+    /// CPython's `init_by_array` on the seed's 32-bit words (least significant first).
+    fn init_by_seed(&mut self) {
         let mut n = self.seed;
         let mut key = Vec::with_capacity(2);
         while n > 0 {
@@ -99,12 +128,21 @@ impl PyRandom {
         self.mt[0] = 0x8000_0000;
     }
 
+    /// The next `N` words, in place, in CPython's order (its three loops: the indices
+    /// `kk + 1` and `kk + M` wrap around without a division).
     fn twist(&mut self) {
-        for kk in 0..N {
-            let y = (self.mt[kk] & UPPER_MASK) | (self.mt[(kk + 1) % N] & LOWER_MASK);
-            let mag = if y & 1 == 1 { MATRIX_A } else { 0 };
-            self.mt[kk] = self.mt[(kk + M) % N] ^ (y >> 1) ^ mag;
+        let mt = &mut self.mt[..N];
+        let step = |lo: u32, hi: u32, far: u32| {
+            let y = (lo & UPPER_MASK) | (hi & LOWER_MASK);
+            far ^ (y >> 1) ^ if y & 1 == 1 { MATRIX_A } else { 0 }
+        };
+        for kk in 0..N - M {
+            mt[kk] = step(mt[kk], mt[kk + 1], mt[kk + M]);
         }
+        for kk in N - M..N - 1 {
+            mt[kk] = step(mt[kk], mt[kk + 1], mt[kk + M - N]);
+        }
+        mt[N - 1] = step(mt[N - 1], mt[0], mt[M - 1]);
         self.index = 0;
     }
 
@@ -219,6 +257,29 @@ mod tests {
         assert_eq!(r.getrandbits(70), EXPECTED_BITS);
         let mut r = PyRandom::new(-5);
         assert_eq!(r.uniform(-10.0, 40.0), EXPECTED_UNIFORM);
+    }
+
+    /// A seed seeded again (its state copied from the process's recent seeds) draws what it
+    /// drew the first time, also after more seeds than are kept, and past a second twist.
+    #[test]
+    fn reseeding_draws_the_same() {
+        let draws = |seed: i64| {
+            let mut r = PyRandom::new(seed);
+            (0..700).map(|_| r.next_u32()).collect::<Vec<_>>()
+        };
+        let first = draws(200191);
+        assert_eq!(draws(200191), first);
+        for seed in 0..20 {
+            draws(seed);
+        }
+        assert_eq!(draws(200191), first);
+        let mut r = PyRandom::new(200191);
+        assert_eq!(
+            (0..3)
+                .map(|_| r.randint(10000, 99999).unwrap())
+                .collect::<Vec<_>>(),
+            EXPECTED_200191
+        );
     }
 
     const EXPECTED_200191: [i64; 3] = [67410, 41772, 24547];

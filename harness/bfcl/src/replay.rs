@@ -2,7 +2,6 @@
 //! against them and results rendered as the model sees them (`execute_multi_turn_func_call`),
 //! and the replay of whole entries (`supo bfcl replay`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::ser::SerializeMap;
@@ -27,8 +26,6 @@ pub const ERROR_PREFIX: &str = "Error during execution: ";
 pub struct Executor {
     classes: Vec<&'static ToolClass>,
     envs: Vec<Box<dyn ToolEnv>>,
-    /// Method name → index into `envs` (a later class wins, as in the reference).
-    methods: HashMap<&'static str, usize>,
     /// Each instance's last state snapshot, dropped when one of its methods runs.
     snapshots: Vec<Option<Arc<serde_json::Value>>>,
 }
@@ -51,7 +48,6 @@ impl Executor {
         let empty = serde_json::Value::Object(serde_json::Map::new());
         let mut envs = Vec::with_capacity(classes.len());
         let mut kinds = Vec::with_capacity(classes.len());
-        let mut methods = HashMap::new();
         for class in classes {
             let kind = tool_class(class)
                 .ok_or_else(|| format!("BFCL class {class} is not implemented"))?;
@@ -61,9 +57,6 @@ impl Executor {
                 env.load_scenario(cfg, long_context)
                     .map_err(|e| format!("cannot load the {class} scenario: {e}"))?;
             }
-            for f in kind.functions {
-                methods.insert(*f, envs.len());
-            }
             envs.push(env);
             kinds.push(kind);
         }
@@ -71,7 +64,6 @@ impl Executor {
         Ok(Executor {
             classes: kinds,
             envs,
-            methods,
             snapshots,
         })
     }
@@ -139,7 +131,7 @@ impl Executor {
                     .chars()
                     .last()
                     .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-                if boundary_ok && self.methods.contains_key(ident) {
+                if boundary_ok && self.method_index(ident).is_some() {
                     head.insert_str(i, "instance.");
                 }
             }
@@ -149,6 +141,15 @@ impl Executor {
             None => head,
         };
         FORBIDDEN.contains(&name.as_str()).then_some(name)
+    }
+
+    /// The instance whose class has method `name` (a later class wins, as in the reference,
+    /// whose method map later classes overwrite). A scan of the few classes' static lists,
+    /// cheaper than building a map for every entry.
+    fn method_index(&self, name: &str) -> Option<usize> {
+        self.classes
+            .iter()
+            .rposition(|c| c.functions.contains(&name))
     }
 
     fn eval(&mut self, e: &Expr) -> Result<PyValue, ToolError> {
@@ -182,8 +183,8 @@ impl Executor {
 
     fn call(&mut self, c: &Call) -> Result<PyValue, ToolError> {
         let first = c.name.split('.').next().unwrap_or("");
-        let idx = match self.methods.get(c.name.as_str()) {
-            Some(&i) if !c.name.contains('.') => i,
+        let idx = match self.method_index(&c.name) {
+            Some(i) if !c.name.contains('.') => i,
             _ => return Err(ToolError(format!("name '{first}' is not defined"))),
         };
         let mut args = CallArgs::default();

@@ -3,6 +3,7 @@
 
 Usage: bfcl_reference.py INPUT.jsonl OUTPUT.jsonl
        bfcl_reference.py check INPUT.jsonl OUTPUT.jsonl
+       bfcl_reference.py time INPUT.jsonl RUNS [cpu|wall]
 
 Replay: each input line is {id, involved_classes, initial_config, long_context, turns}; each
 output line is {id, results, states} exactly as `supo bfcl replay` writes it, produced by the
@@ -14,6 +15,12 @@ per turn, the decoded steps, each a list of call strings); each output line is
 runner's force-termination rule and empty-step decoding. The package must be
 importable (`pip install --no-deps bfcl-eval==2026.3.23 mpmath`, or PYTHONPATH pointing at the
 folder holding `bfcl_eval`). Prints the seconds spent executing calls on standard error.
+
+Time (`supo bench bfcl`): executes every entry's calls RUNS times, each run from fresh instances,
+and prints one JSON line {calls, runs_s}: per run, the seconds spent in the executor
+(`execute_multi_turn_func_call`, instances created and scenarios loaded included; reading the
+input and showing states are not timed), on the thread's CPU clock (`cpu`, the default: other
+processes on a loaded machine do not count) or the wall clock (`wall`).
 """
 
 import json
@@ -75,7 +82,37 @@ def check(src, dst):
             fout.write(json.dumps(out) + "\n")
 
 
+def time_runs(src, runs, clock):
+    now = time.thread_time if clock == "cpu" else time.perf_counter
+    with open(src) as fin:
+        entries = [json.loads(line) for line in fin if line.strip()]
+    calls = sum(len(turn) for entry in entries for turn in entry["turns"])
+    runs_s = []
+    for run in range(runs):
+        spent = 0.0
+        for index, entry in enumerate(entries):
+            posting_api.TwitterAPI.post_tweet.__defaults__ = ([], [])
+            for turn in entry["turns"]:
+                start = now()
+                # A new entry id per run: the executor keeps instances by id, so each run
+                # starts from fresh ones.
+                multi_turn_utils.execute_multi_turn_func_call(
+                    turn,
+                    entry.get("initial_config", {}),
+                    entry["involved_classes"],
+                    "supo_bench",
+                    f"run_{run}_entry_{index}",
+                    long_context=entry.get("long_context", False),
+                )
+                spent += now() - start
+        runs_s.append(spent)
+    print(json.dumps({"calls": calls, "runs_s": runs_s}))
+
+
 def main():
+    if sys.argv[1] == "time":
+        time_runs(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "cpu")
+        return
     if sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
         return

@@ -4,6 +4,7 @@
 //! matrix: the median of `--repeats` runs after `--warmup` runs, and the peak growth of the
 //! process's resident memory during a run (Linux: `VmHWM` after resetting it through
 //! `/proc/self/clear_refs`). `scripts/bench_torch.py` runs PyTorch's equivalent on the same shapes.
+//! `supo bench bfcl` times BFCL's executor against BFCL's Python ([`bfcl`]).
 
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use super::backend::BackendKind;
 use super::CliError;
 
 mod linear;
+pub mod bfcl;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -26,6 +28,8 @@ pub enum BenchCommand {
     Loss(LossBenchArgs),
     /// The fused linear policy loss (hidden states → logits → loss, forward + backward).
     Linear(linear::LinearBenchArgs),
+    /// BFCL's executor: calls per second over replay entries, against BFCL's Python.
+    Bfcl(bfcl::BfclBenchArgs),
 }
 
 /// Element type of the logits.
@@ -91,6 +95,7 @@ pub struct LossBenchResult {
 /// Runs a benchmark.
 pub fn run(cmd: &BenchCommand) -> Result<(), CliError> {
     match cmd {
+        BenchCommand::Bfcl(args) => bfcl::run(args),
         BenchCommand::Loss(args) => {
             if args.tokens == 0 || args.vocab == 0 || args.repeats == 0 {
                 return Err(CliError::Input(

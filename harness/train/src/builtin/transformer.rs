@@ -982,6 +982,9 @@ pub(crate) fn gemm(
         }
         return;
     }
+    if m == 1 && k <= ROW_PRODUCT_MAX_K && row_product(k, n, a, b, b_t, c, accumulate) {
+        return;
+    }
     let (rsa, csa) = if a_t { (1, m) } else { (k, 1) };
     let (rsb, csb) = if b_t { (1, k) } else { (n, 1) };
     let beta = if accumulate { 1.0 } else { 0.0 };
@@ -1003,6 +1006,77 @@ pub(crate) fn gemm(
             n as isize,
             1,
         );
+    }
+}
+
+/// The longest inner dimension [`row_product`] takes: `matrixmultiply`'s `kc` block for f32,
+/// within which each of its outputs is one unbroken chain of fused multiply-adds.
+const ROW_PRODUCT_MAX_K: usize = 256;
+
+/// `c[..n] = a[..k]·op(b)` (`+ c` when `accumulate`) for a single row, bit for bit what
+/// `matrixmultiply`'s FMA kernel computes for `k ≤ 256`: per output, fused multiply-adds over
+/// `k` in order from 0, the sum then added to `c`. Generation multiplies one row at a time,
+/// where packing the operands costs `matrixmultiply` more than the product. Returns `false`
+/// (nothing done) where the CPU has no FMA, so the caller's `matrixmultiply` keeps the result
+/// identical on every machine.
+fn row_product(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    b_t: bool,
+    c: &mut [f32],
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        unsafe { row_product_fma(k, n, &a[..k], b, b_t, &mut c[..n], accumulate) };
+        return true;
+    }
+    let _ = (k, n, a, b, b_t, c, accumulate);
+    false
+}
+
+/// [`row_product`] on FMA instructions (`mul_add` compiles to `vfmadd`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_product_fma(
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    b_t: bool,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    const BLOCK: usize = 16;
+    let mut acc = [0.0f32; BLOCK];
+    for j0 in (0..n).step_by(BLOCK) {
+        let w = BLOCK.min(n - j0);
+        let acc = &mut acc[..w];
+        acc.fill(0.0);
+        if b_t {
+            // `b` is `[n, k]`: output j is row j of `b`.
+            let rows = &b[j0 * k..(j0 + w) * k];
+            for (p, &ap) in a.iter().enumerate() {
+                for (x, row) in acc.iter_mut().zip(rows.chunks_exact(k)) {
+                    *x = ap.mul_add(row[p], *x);
+                }
+            }
+        } else {
+            for (p, &ap) in a.iter().enumerate() {
+                let bp = &b[p * n + j0..][..w];
+                for (x, &bv) in acc.iter_mut().zip(bp) {
+                    *x = ap.mul_add(bv, *x);
+                }
+            }
+        }
+        // The kernel's epilogue: `1·ab + 0` into its buffer, then `β·c + ab`.
+        for (o, &x) in c[j0..j0 + w].iter_mut().zip(acc.iter()) {
+            let ab = 1.0f32.mul_add(x, 0.0);
+            *o = if accumulate { *o + ab } else { ab };
+        }
     }
 }
 
@@ -1048,6 +1122,51 @@ mod tests {
             .zip(r)
             .map(|(&h, &w)| h as f64 * w as f64)
             .sum()
+    }
+
+    #[test]
+    fn row_products_are_bit_identical_to_matrixmultiply() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for k in [1, 3, 8, 64, 128, 200, 256] {
+            for n in [1, 5, 16, 17, 110, 192] {
+                for b_t in [false, true] {
+                    for accumulate in [false, true] {
+                        let mut draw = |len: usize| -> Vec<f32> {
+                            (0..len).map(|_| rng.random_range(-2.0..2.0)).collect()
+                        };
+                        let (a, b, c0) = (draw(k), draw(k * n), draw(n));
+                        let mut ours = c0.clone();
+                        if !row_product(k, n, &a, &b, b_t, &mut ours, accumulate) {
+                            eprintln!("row_products: skipped: this CPU has no FMA");
+                            return;
+                        }
+                        let mut theirs = c0.clone();
+                        let (rsb, csb) = if b_t { (1, k) } else { (n, 1) };
+                        // SAFETY: the slices hold the shapes passed.
+                        unsafe {
+                            matrixmultiply::sgemm(
+                                1,
+                                k,
+                                n,
+                                1.0,
+                                a.as_ptr(),
+                                k as isize,
+                                1,
+                                b.as_ptr(),
+                                rsb as isize,
+                                csb as isize,
+                                if accumulate { 1.0 } else { 0.0 },
+                                theirs.as_mut_ptr(),
+                                n as isize,
+                                1,
+                            );
+                        }
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&ours), bits(&theirs), "k {k} n {n} b_t {b_t}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
