@@ -18,10 +18,12 @@ forbid() {
   done
 }
 gpu_cli=(wgpu cudarc supo-wgpu supo-cuda clap plotters indicatif mimalloc)
-forbid supo-bfcl supo-core tokio reqwest axum tokenizers "${gpu_cli[@]}"
-forbid supo-agent axum "${gpu_cli[@]}"
-forbid supo-synth axum "${gpu_cli[@]}"
-forbid supo-train tokio reqwest axum tokenizers "${gpu_cli[@]}"
-forbid supo-serve "${gpu_cli[@]}"
-forbid supo-rs tokio reqwest axum tokenizers "${gpu_cli[@]}"
+forbid supo-bfcl candle-core supo-core tokio reqwest axum tokenizers "${gpu_cli[@]}"
+forbid supo-agent candle-core axum "${gpu_cli[@]}"
+forbid supo-synth candle-core axum "${gpu_cli[@]}"
+forbid supo-train candle-core tokio reqwest axum tokenizers "${gpu_cli[@]}"
+forbid supo-serve candle-core candle-nn "${gpu_cli[@]}"
+# supo-gguf may reach cudarc through its `cuda` feature (candle's CUDA backend), nothing of HTTP.
+forbid supo-gguf tokio reqwest axum hyper supo-agent supo-serve wgpu supo-wgpu supo-cuda clap plotters indicatif mimalloc
+forbid supo-rs candle-core tokio reqwest axum tokenizers "${gpu_cli[@]}"
 exit $status

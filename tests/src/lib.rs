@@ -33,3 +33,35 @@ pub fn backend_or_skip<B>(what: &str, made: supo_core::Result<B>, require_env: &
         }
     }
 }
+
+/// The real language models of the test suites: the files scripts/test.sh puts in the folder
+/// named by `SUPO_LLM_DIR`.
+pub mod llm {
+    use std::io::Write as _;
+    use std::path::PathBuf;
+
+    /// SmolLM2-135M-Instruct, Q4_1 (llama architecture, ChatML template).
+    pub const SMOLLM2: &str = "smollm2-135m-instruct-q4_1.gguf";
+    /// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (qwen2 architecture, tools in its template).
+    pub const QWEN: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+
+    /// The path of model `file` in `SUPO_LLM_DIR`, or `None` after printing that `what` is
+    /// skipped and why; panics (fails the test) instead when `SUPO_REQUIRE_LLM` is `1`.
+    pub fn model_or_skip(what: &str, file: &str) -> Option<PathBuf> {
+        let why = match std::env::var_os("SUPO_LLM_DIR") {
+            None => "SUPO_LLM_DIR is not set".to_string(),
+            Some(dir) => {
+                let path = PathBuf::from(dir).join(file);
+                if path.is_file() {
+                    return Some(path);
+                }
+                format!("{} is missing", path.display())
+            }
+        };
+        if std::env::var("SUPO_REQUIRE_LLM").as_deref() == Ok("1") {
+            panic!("{what}: model {file} required (SUPO_REQUIRE_LLM=1) but {why}");
+        }
+        let _ = writeln!(std::io::stderr(), "{what} skipped: {why}");
+        None
+    }
+}

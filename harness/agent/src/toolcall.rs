@@ -1,9 +1,11 @@
 //! Tool calls out of a model's message, as BFCL call strings (`mv(source='a', destination='b')`).
 //!
-//! Three formats are read: the structured `tool_calls` of an OpenAI-compatible server with a
+//! Four formats are read: the structured `tool_calls` of an OpenAI-compatible server with a
 //! tool parser ([`json_call`]), and — for a server without one — the text formats models write:
-//! Hermes/Qwen `<tool_call>{"name": …, "arguments": {…}}</tool_call>` blocks and BFCL's Python
-//! call syntax `[f(a=1), g(b='x')]` ([`parse_text_calls`]).
+//! Hermes/Qwen `<tool_call>{"name": …, "arguments": {…}}</tool_call>` blocks, a message that is
+//! one JSON call object `{"name": …, "arguments": {…}}` (or a list of them; what Qwen's coder
+//! models write) ([`parse_json_calls`] reads both as JSON), and BFCL's Python call syntax
+//! `[f(a=1), g(b='x')]` ([`parse_text_calls`]).
 
 use supo_bfcl::parse::{parse_expr, Call, Expr};
 use supo_bfcl::value::PyValue;
@@ -53,35 +55,99 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// The tool calls written in a message's text, or `None` when it holds none (the message is
-/// then the agent's answer). Hermes `<tool_call>` blocks win over Python call syntax; a block
-/// that is not valid JSON, or a call that does not parse, is an `Err` naming the problem (BFCL
-/// counts such a message as no call).
+/// then the agent's answer). JSON calls ([`parse_json_calls`]) win over Python call syntax; a
+/// block that is not valid JSON, or a call that does not parse, is an `Err` naming the problem
+/// (BFCL counts such a message as no call).
 pub fn parse_text_calls(text: &str) -> Option<Result<Vec<String>, String>> {
-    if text.contains("<tool_call>") {
-        return Some(parse_hermes(text));
+    if let Some(calls) = parse_json_calls(text) {
+        return Some(calls.and_then(|c| {
+            c.calls
+                .iter()
+                .map(|c| json_call(&c.name, &c.arguments))
+                .collect()
+        }));
     }
     parse_python(text)
 }
 
-/// Hermes/Qwen blocks: `<tool_call>{"name": "f", "arguments": {…}}</tool_call>`, the last one
-/// possibly unclosed (a generation cut by its token limit).
-fn parse_hermes(text: &str) -> Result<Vec<String>, String> {
-    let mut calls = Vec::new();
-    for block in text.split("<tool_call>").skip(1) {
-        let body = block.split("</tool_call>").next().unwrap_or("").trim();
-        let v: serde_json::Value = serde_json::from_str(body)
-            .map_err(|e| format!("a <tool_call> block is not JSON: {e}"))?;
-        let name = v
-            .get("name")
-            .and_then(|n| n.as_str())
-            .ok_or("a <tool_call> block has no \"name\"")?;
-        let args = v
-            .get("arguments")
-            .or_else(|| v.get("parameters"))
-            .unwrap_or(&serde_json::Value::Null);
-        calls.push(json_call(name, args)?);
+/// A call written as JSON: the function's name and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonCall {
+    /// The function.
+    pub name: String,
+    /// Its arguments as written (an object, or a string holding one).
+    pub arguments: serde_json::Value,
+}
+
+/// The JSON calls of a message with the text around them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonCalls {
+    /// The text before the first call (trimmed), what the model said besides calling.
+    pub content: String,
+    /// The calls in order.
+    pub calls: Vec<JsonCall>,
+}
+
+/// The calls written as JSON in a message's text, or `None` when it holds none: Hermes/Qwen
+/// `<tool_call>{"name": "f", "arguments": {…}}</tool_call>` blocks (the last one possibly
+/// unclosed, a generation cut by its token limit), or a text that is, after trimming and an
+/// optional ```` ``` ```` fence, one call object or a list of them (`"parameters"` is taken
+/// for `"arguments"`). A `<tool_call>` block that is not a JSON call is an `Err`.
+pub fn parse_json_calls(text: &str) -> Option<Result<JsonCalls, String>> {
+    if let Some((before, _)) = text.split_once("<tool_call>") {
+        let calls = text
+            .split("<tool_call>")
+            .skip(1)
+            .map(|block| {
+                let body = block.split("</tool_call>").next().unwrap_or("").trim();
+                let v: serde_json::Value = serde_json::from_str(body)
+                    .map_err(|e| format!("a <tool_call> block is not JSON: {e}"))?;
+                call_object(&v).ok_or_else(|| {
+                    "a <tool_call> block is not a call {\"name\", \"arguments\"}".to_string()
+                })
+            })
+            .collect::<Result<Vec<_>, String>>();
+        return Some(calls.map(|calls| JsonCalls {
+            content: before.trim().to_string(),
+            calls,
+        }));
     }
-    Ok(calls)
+    let mut t = text.trim();
+    if let Some(rest) = t.strip_prefix("```") {
+        let rest = rest.trim_start_matches(|c: char| c.is_alphanumeric());
+        t = rest.strip_suffix("```").unwrap_or(rest).trim();
+    }
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(t).ok()?;
+    let calls = match &v {
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            items.iter().map(call_object).collect::<Option<Vec<_>>>()?
+        }
+        v => vec![call_object(v)?],
+    };
+    Some(Ok(JsonCalls {
+        content: String::new(),
+        calls,
+    }))
+}
+
+/// `{"name": "f", "arguments": {…}}` (or `"parameters"`) as a call.
+fn call_object(v: &serde_json::Value) -> Option<JsonCall> {
+    let o = v.as_object()?;
+    let name = o.get("name")?.as_str()?.to_string();
+    let arguments = o
+        .get("arguments")
+        .or_else(|| o.get("parameters"))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    if o.keys()
+        .any(|k| !["name", "arguments", "parameters"].contains(&k.as_str()))
+    {
+        return None;
+    }
+    Some(JsonCall { name, arguments })
 }
 
 /// BFCL's Python syntax: one call or a list of calls, possibly inside a ```` ``` ```` fence.
@@ -184,6 +250,30 @@ mod tests {
             vec!["ls(a=True)"]
         );
         assert!(parse_text_calls("The file was moved.").is_none());
+        let j = "```json\n{\"name\": \"cd\", \"arguments\": {\"folder\": \"doc\"}}\n```";
+        assert_eq!(
+            parse_text_calls(j).unwrap().unwrap(),
+            vec!["cd(folder='doc')"]
+        );
+        let list =
+            "[{\"name\": \"ls\", \"parameters\": {}}, {\"name\": \"pwd\", \"arguments\": \"\"}]";
+        assert_eq!(
+            parse_text_calls(list).unwrap().unwrap(),
+            vec!["ls()", "pwd()"]
+        );
+        assert!(parse_text_calls("{\"answer\": 42}").is_none());
+        assert!(parse_text_calls("{\"name\": \"x\", \"extra\": 1}").is_none());
+        let h = parse_json_calls("Let me look.\n<tool_call>\n{\"name\": \"ls\", \"arguments\": {\"a\": true}}\n</tool_call>")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.content, "Let me look.");
+        assert_eq!(
+            h.calls,
+            vec![JsonCall {
+                name: "ls".into(),
+                arguments: json!({"a": true})
+            }]
+        );
         assert!(parse_text_calls("[1, 2]").unwrap().is_err());
         assert!(parse_text_calls("[cd(folder=]").unwrap().is_err());
     }

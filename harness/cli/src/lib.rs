@@ -55,8 +55,8 @@ pub enum Command {
     /// Agent rollouts on BFCL entries against an OpenAI-compatible server, exported as
     /// training rows (one per summary segment).
     Rollout(Box<rollout::RolloutArgs>),
-    /// Serves the built-in policy on the OpenAI-compatible chat-completions API, with
-    /// log-probs and token ids.
+    /// Serves the built-in policy, or a GGUF model (`--gguf`), on the OpenAI-compatible
+    /// chat-completions API, with log-probs and token ids.
     Serve(serve::ServeArgs),
     /// SUPO and the GRPO baselines on the built-in model and the ledger task: report, learning
     /// curves and checkpoints.

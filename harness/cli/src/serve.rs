@@ -1,6 +1,7 @@
-//! `supo serve --port P [--checkpoint FILE]`: the built-in policy on the OpenAI-compatible API
-//! ([`supo_serve`]). The first line on standard output is `listening on http://ADDR/v1` (with
-//! the real port when `--port 0` asks for a free one).
+//! `supo serve --port P [--checkpoint FILE | --gguf FILE]`: the built-in policy, or a real
+//! GGUF model ([`supo_gguf`]) with its own chat template and tool calls, on the
+//! OpenAI-compatible API ([`supo_serve`]). The first line on standard output is
+//! `listening on http://ADDR/v1` (with the real port when `--port 0` asks for a free one).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,8 +9,10 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::CliError;
+use supo_agent::http::ChatMessage;
 use supo_core::model::TokenModel;
-use supo_serve::{router, serve, Limits, LogprobsMode, ServeOptions};
+use supo_gguf::{GgufModel, GgufOptions};
+use supo_serve::{router, router_with_chat, serve, ChatFormat, Limits, LogprobsMode, ServeOptions};
 use supo_train::builtin::BuiltinModel;
 
 /// Arguments of `supo serve`.
@@ -22,8 +25,21 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// A checkpoint of the built-in model (`supo train`); without it, random weights.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "gguf")]
     pub checkpoint: Option<PathBuf>,
+    /// Serve a GGUF model file instead of the built-in one (llama or qwen2 architecture), with
+    /// the chat template of its metadata; replies to requests with `tools` are read for JSON
+    /// calls (`<tool_call>` blocks, or a call object), returned as `tool_calls`.
+    #[arg(long, value_name = "FILE")]
+    pub gguf: Option<PathBuf>,
+    /// Threads of the GGUF model's matrix kernels (default: RAYON_NUM_THREADS, else the
+    /// physical cores).
+    #[arg(long, requires = "gguf")]
+    pub threads: Option<usize>,
+    /// The GGUF model's context in tokens (prompt plus generation); default: its trained
+    /// context, at most 8192.
+    #[arg(long, requires = "gguf")]
+    pub ctx: Option<usize>,
     /// The seed of the random weights when no checkpoint is given.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -71,14 +87,90 @@ fn seconds(flag: &str, s: f64) -> Result<std::time::Duration, CliError> {
     }
 }
 
+/// A GGUF model's chat template as the server's chat format.
+struct GgufChat(Arc<GgufModel>);
+
+impl ChatFormat for GgufChat {
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[serde_json::Value],
+        add_generation_prompt: bool,
+        continue_final_message: bool,
+    ) -> Result<String, String> {
+        let template = self.0.chat_template().ok_or_else(|| {
+            format!(
+                "the model {} has no chat template (tokenizer.chat_template)",
+                self.0.name()
+            )
+        })?;
+        let messages: Vec<serde_json::Value> = messages.iter().map(template_message).collect();
+        template
+            .render(
+                &messages,
+                tools,
+                add_generation_prompt,
+                continue_final_message,
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    fn reads_tool_calls(&self) -> bool {
+        true
+    }
+}
+
+/// A message as chat templates read it (`transformers`' shape): a call's `arguments` as an
+/// object when they are a JSON text holding one.
+fn template_message(m: &ChatMessage) -> serde_json::Value {
+    let mut v = serde_json::json!({"role": m.role, "content": m.content});
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<serde_json::Value> = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                let arguments = match &c.function.arguments {
+                    serde_json::Value::String(s) => {
+                        serde_json::from_str(s).unwrap_or_else(|_| s.clone().into())
+                    }
+                    serde_json::Value::Null => serde_json::json!({}),
+                    a => a.clone(),
+                };
+                serde_json::json!({"id": c.id, "type": "function",
+                    "function": {"name": c.function.name, "arguments": arguments}})
+            })
+            .collect();
+        v["tool_calls"] = calls.into();
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = id.clone().into();
+    }
+    v
+}
+
 /// Runs `supo serve` until interrupted.
 pub fn run(args: &ServeArgs) -> Result<(), CliError> {
-    let model = match &args.checkpoint {
-        Some(path) => BuiltinModel::from_checkpoint(path)
-            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?,
-        None => BuiltinModel::untrained(args.seed),
+    let (model, chat): (Arc<dyn TokenModel>, Option<Arc<dyn ChatFormat>>) = match &args.gguf {
+        Some(path) => {
+            let options = GgufOptions {
+                context: args.ctx,
+                threads: args.threads,
+                ..Default::default()
+            };
+            let model = Arc::new(
+                GgufModel::open(path, &options).map_err(|e| CliError::Input(e.to_string()))?,
+            );
+            (model.clone(), Some(Arc::new(GgufChat(model))))
+        }
+        None => {
+            let model = match &args.checkpoint {
+                Some(path) => BuiltinModel::from_checkpoint(path)
+                    .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?,
+                None => BuiltinModel::untrained(args.seed),
+            };
+            (Arc::new(model), None)
+        }
     };
-    let model: Arc<dyn TokenModel> = Arc::new(model);
     if args.max_in_flight == 0 || args.max_body_bytes == 0 || args.max_connections == 0 {
         return Err(CliError::Input(
             "--max-in-flight, --max-body-bytes and --max-connections must be > 0".into(),
@@ -105,7 +197,10 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         .first()
         .cloned()
         .unwrap_or_else(|| model.name().to_string());
-    let app = router(model.clone(), options);
+    let app = match chat {
+        Some(chat) => router_with_chat(model.clone(), options, chat),
+        None => router(model.clone(), options),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -24,10 +24,13 @@
 //! Errors are `{"error": {"message", "type", "param", "code"}}` for every status (see
 //! [`error`]); a model name that is not served is vLLM's 404. Log-probs follow vLLM's
 //! `--logprobs-mode` ([`LogprobsMode`]). The server has no tool parser and no guided
-//! decoding: calls come back as text (see [`supo_agent::toolcall`]), and `tool_choice`
-//! `required` or a named function is a 400 that says so.
+//! decoding: `tool_choice` `required` or a named function is a 400 that says so. With the
+//! built-in chat format calls come back as text (see [`supo_agent::toolcall`]); a model that
+//! brings its own [`ChatFormat`] (`supo serve --gguf`: the GGUF file's template) can have its
+//! JSON calls (`<tool_call>` blocks, or a message that is a call object) returned as OpenAI
+//! `tool_calls` with `finish_reason` `tool_calls` ([`ChatFormat::reads_tool_calls`]).
 //!
-//! The chat template ([`render_chat`]) is text with role markers, tokenized by the model's
+//! The built-in chat template ([`render_chat`]) is text with role markers, tokenized by the model's
 //! tokenizer: each message is `<role>` (`<system>`, `<user>`, `<assistant>`, `<tool>`: the
 //! built-in model's role words; `developer` is written as `<system>`) followed by its content,
 //! tool docs (`tools`) come first as `<tools>` and their JSON, the generation prompt is
@@ -131,6 +134,27 @@ fn render(
     Ok(parts.join("\n"))
 }
 
+/// How a conversation is written for the model, and whether its replies are read for calls.
+pub trait ChatFormat: Send + Sync {
+    /// The prompt text of `messages` with the tool docs `tools` (OpenAI's shapes), ending in
+    /// the generation prompt when `add_generation_prompt`; with `continue_final_message` the
+    /// last (assistant) message is left open instead. `Err` says why the conversation cannot
+    /// be written.
+    fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[Value],
+        add_generation_prompt: bool,
+        continue_final_message: bool,
+    ) -> Result<String, String>;
+
+    /// Whether a reply to a request with `tools` is read for JSON calls, returned as OpenAI
+    /// `tool_calls` (the default: no, calls stay in the text).
+    fn reads_tool_calls(&self) -> bool {
+        false
+    }
+}
+
 /// How the server treats prompts, names its model and reports log-probs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServeOptions {
@@ -157,6 +181,8 @@ pub struct ServeOptions {
 /// The server's state: the model, its options and a request counter.
 struct ServerState {
     model: Arc<dyn TokenModel>,
+    /// The model's own chat format; `None`: the built-in template ([`render_chat`]).
+    chat: Option<Arc<dyn ChatFormat>>,
     options: ServeOptions,
     names: Vec<String>,
     created: u64,
@@ -173,8 +199,25 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The HTTP application serving `model`.
+/// The HTTP application serving `model` with the built-in chat template ([`render_chat`]).
 pub fn router(model: Arc<dyn TokenModel>, options: ServeOptions) -> Router {
+    app(model, options, None)
+}
+
+/// The HTTP application serving `model`, its conversations written by `chat`.
+pub fn router_with_chat(
+    model: Arc<dyn TokenModel>,
+    options: ServeOptions,
+    chat: Arc<dyn ChatFormat>,
+) -> Router {
+    app(model, options, Some(chat))
+}
+
+fn app(
+    model: Arc<dyn TokenModel>,
+    options: ServeOptions,
+    chat_format: Option<Arc<dyn ChatFormat>>,
+) -> Router {
     let defaults = Limits::default();
     let mut names: Vec<String> = options
         .served_model_names
@@ -192,6 +235,7 @@ pub fn router(model: Arc<dyn TokenModel>, options: ServeOptions) -> Router {
     };
     let state = Arc::new(ServerState {
         model,
+        chat: chat_format,
         names,
         created: now_secs(),
         requests: AtomicU64::new(0),
@@ -433,6 +477,69 @@ fn chat_logprob(
     e
 }
 
+/// A conversation written by the model's chat format, else the built-in template; a
+/// conversation it cannot write is a 400.
+fn render_with(
+    s: &ServerState,
+    messages: &[ChatMessage],
+    tools: &[Value],
+    add_generation_prompt: bool,
+    continue_final_message: bool,
+) -> Result<String, ApiError> {
+    let Some(chat) = &s.chat else {
+        return render(
+            messages,
+            tools,
+            add_generation_prompt,
+            continue_final_message,
+        );
+    };
+    for (i, m) in messages.iter().enumerate() {
+        if !ROLES.contains(&m.role.as_str()) {
+            return Err(ApiError::bad(
+                format!("messages[{i}].role"),
+                format!(
+                    "message {i} has unknown role {:?}: one of system, developer, user, \
+                     assistant, tool",
+                    m.role
+                ),
+            ));
+        }
+    }
+    chat.render(
+        messages,
+        tools,
+        add_generation_prompt,
+        continue_final_message,
+    )
+    .map_err(|e| ApiError::bad("messages", e))
+}
+
+/// The JSON calls of a reply as OpenAI `tool_calls` (ids `call_{prefix}-{i}`), with the text
+/// before them; `None` when the reply holds no call (or a call block that does not parse: the
+/// reply then stays text).
+fn tool_calls(text: &str, prefix: &str) -> Option<(String, Value)> {
+    let parsed = supo_agent::toolcall::parse_json_calls(text)?.ok()?;
+    if parsed.calls.is_empty() {
+        return None;
+    }
+    let calls: Vec<Value> = parsed
+        .calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let arguments = match &c.arguments {
+                Value::String(a) => a.clone(),
+                Value::Null => "{}".to_string(),
+                a => a.to_string(),
+            };
+            json!({"id": format!("call_{prefix}-{i}"), "type": "function",
+                   "function": {"name": c.name, "arguments": arguments}})
+        })
+        .collect();
+    Some((parsed.content, Value::Array(calls)))
+}
+
 /// What `tool_choice` asks for.
 enum ToolChoice {
     None,
@@ -618,7 +725,7 @@ async fn chat_inner(s: &Arc<ServerState>, req: Request) -> Result<Response, ApiE
             ))
         }
     };
-    let _choice = tool_choice(s, &f, &tools)?;
+    let choice = tool_choice(s, &f, &tools)?;
     let logprobs = f.bool("logprobs")?.unwrap_or(false);
     let top = f.int("top_logprobs", 0, MAX_TOP_LOGPROBS as i64)?;
     if top.is_some_and(|k| k > 0) && !logprobs {
@@ -634,7 +741,8 @@ async fn chat_inner(s: &Arc<ServerState>, req: Request) -> Result<Response, ApiE
     let with_usage = include_usage(&f, stream)?;
     let as_ids = f.bool("return_tokens_as_token_ids")?.unwrap_or(false);
     let token_ids = f.bool("return_token_ids")?.unwrap_or(false);
-    let text = render(
+    let text = render_with(
+        s,
         &messages,
         &tools,
         f.bool("add_generation_prompt")?.unwrap_or(true),
@@ -650,6 +758,18 @@ async fn chat_inner(s: &Arc<ServerState>, req: Request) -> Result<Response, ApiE
     let id = format!("chatcmpl-{n}");
     let created = now_secs();
     let completion_tokens: usize = decoded.iter().map(|d| d.tokens.len()).sum();
+    let read_calls = s.chat.as_ref().is_some_and(|c| c.reads_tool_calls())
+        && !tools.is_empty()
+        && matches!(choice, ToolChoice::Auto);
+    let calls: Vec<Option<(String, Value)>> = decoded
+        .iter()
+        .enumerate()
+        .map(|(index, d)| {
+            read_calls
+                .then(|| tool_calls(&d.text, &format!("chatcmpl-{n}-{index}")))
+                .flatten()
+        })
+        .collect();
     let lp_entries = |d: &Decoded, i: usize| {
         chat_logprob(
             model.as_ref(),
@@ -673,6 +793,29 @@ async fn chat_inner(s: &Arc<ServerState>, req: Request) -> Result<Response, ApiE
             events.push(chunk(json!([{"index": index,
                 "delta": {"role": "assistant", "content": ""},
                 "logprobs": null, "finish_reason": null}])));
+            if let Some((content, tool_calls)) = &calls[index] {
+                let mut delta = json!({"tool_calls": tool_calls});
+                if !content.is_empty() {
+                    delta["content"] = content.clone().into();
+                }
+                for (i, c) in delta["tool_calls"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    c["index"] = i.into();
+                }
+                events.push(chunk(
+                    json!([{"index": index, "delta": delta, "logprobs": null,
+                    "finish_reason": null}]),
+                ));
+                events.push(chunk(
+                    json!([{"index": index, "delta": {}, "logprobs": null,
+                    "finish_reason": "tool_calls", "stop_reason": d.stop_reason()}]),
+                ));
+                continue;
+            }
             for (i, piece) in text_pieces(model.as_ref(), d).into_iter().enumerate() {
                 let lp = if logprobs {
                     json!({"content": [lp_entries(d, i)]})
@@ -712,6 +855,15 @@ async fn chat_inner(s: &Arc<ServerState>, req: Request) -> Result<Response, ApiE
                             "tool_calls": []},
                 "logprobs": lp, "finish_reason": d.finish_reason(),
                 "stop_reason": d.stop_reason()});
+            if let Some((content, tool_calls)) = &calls[index] {
+                c["message"]["content"] = if content.is_empty() {
+                    Value::Null
+                } else {
+                    content.clone().into()
+                };
+                c["message"]["tool_calls"] = tool_calls.clone();
+                c["finish_reason"] = "tool_calls".into();
+            }
             if token_ids {
                 c["token_ids"] = json!(d.tokens);
             }
@@ -978,7 +1130,8 @@ async fn tokenize(State(s): State<Arc<ServerState>>, req: Request) -> Response {
                     Some(Value::Array(t)) => t.clone(),
                     _ => Vec::new(),
                 };
-                render(
+                render_with(
+                    &s,
                     &m,
                     &tools,
                     f.bool("add_generation_prompt")?.unwrap_or(true),

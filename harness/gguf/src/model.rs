@@ -1,0 +1,580 @@
+//! The transformer of a GGUF file: llama and qwen2 decoder blocks on candle's quantized
+//! matrix kernels, with the key/value cache kept outside the weights so that any number of
+//! decoders share one copy of the weights.
+//!
+//! The computation is candle-transformers' `quantized_llama` / `quantized_qwen2` (pre-norm
+//! blocks, RMSNorm, rotary embeddings, grouped-query attention, SwiGLU), restated here because
+//! those models keep their cache inside the weights (one conversation per copy of the weights)
+//! and `quantized_llama` caps rotary positions at 4096.
+
+use std::collections::HashMap;
+
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
+use candle_core::quantized::QMatMul;
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::error::{model_error, Error};
+
+/// The architectures this crate runs (`general.architecture`).
+pub const ARCHITECTURES: &[&str] = &["llama", "qwen2"];
+
+/// Prompt tokens fed through one forward pass at most (longer prompts go in chunks, so the
+/// attention scores of a chunk stay `heads × CHUNK × context` floats).
+pub(crate) const PREFILL_CHUNK: usize = 512;
+
+/// The hyper-parameters read from the metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hyper {
+    /// `general.architecture`.
+    pub arch: String,
+    /// Decoder blocks.
+    pub layers: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Size of one head.
+    pub head_dim: usize,
+    /// The context the model was trained for.
+    pub trained_context: usize,
+    /// RMSNorm epsilon.
+    pub eps: f64,
+    /// Rotary base frequency.
+    pub rope_base: f32,
+    /// Rotary dimensions (at most `head_dim`).
+    pub rope_dim: usize,
+    /// Rows of the embedding (the vocabulary of the weights).
+    pub vocab: usize,
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    bias: Option<(Tensor, Tensor, Tensor)>,
+    wo: QMatMul,
+    ffn_norm: Tensor,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+/// The weights of a model, shared by every decoder.
+pub(crate) struct Weights {
+    pub(crate) hyper: Hyper,
+    embed: QMatMul,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: QMatMul,
+    /// llama.cpp's NEOX rotation (pairs `i`, `i + d/2`) for qwen2; the interleaved one
+    /// (pairs `2i`, `2i + 1`) for llama, whose GGUF weights are permuted for it.
+    neox: bool,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+/// The key/value cache of one sequence.
+pub(crate) struct Cache {
+    kv: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl Cache {
+    /// Tokens in the cache.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// A metadata value as an unsigned integer.
+fn as_usize(v: &Value) -> Option<usize> {
+    match *v {
+        Value::U8(x) => Some(x as usize),
+        Value::U16(x) => Some(x as usize),
+        Value::U32(x) => Some(x as usize),
+        Value::U64(x) => usize::try_from(x).ok(),
+        Value::I8(x) => usize::try_from(x).ok(),
+        Value::I16(x) => usize::try_from(x).ok(),
+        Value::I32(x) => usize::try_from(x).ok(),
+        Value::I64(x) => usize::try_from(x).ok(),
+        _ => None,
+    }
+}
+
+fn as_f64(v: &Value) -> Option<f64> {
+    match *v {
+        Value::F32(x) => Some(x as f64),
+        Value::F64(x) => Some(x),
+        _ => as_usize(v).map(|x| x as f64),
+    }
+}
+
+/// A required positive integer of the metadata.
+pub(crate) fn md_usize(md: &HashMap<String, Value>, key: &str) -> Result<usize, Error> {
+    let v = md
+        .get(key)
+        .ok_or_else(|| Error::new(format!("the metadata has no `{key}`")))?;
+    match as_usize(v) {
+        Some(x) if x > 0 => Ok(x),
+        _ => Err(Error::new(format!(
+            "the metadata's `{key}` is not a positive integer: {v:?}"
+        ))),
+    }
+}
+
+/// A metadata string.
+pub(crate) fn md_str<'a>(md: &'a HashMap<String, Value>, key: &str) -> Option<&'a str> {
+    match md.get(key) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The bytes a tensor occupies in the file, or why its description is impossible.
+fn tensor_bytes(name: &str, info: &TensorInfo) -> Result<u64, Error> {
+    let elems = info
+        .shape
+        .dims()
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .ok_or_else(|| Error::new(format!("tensor {name}: its shape overflows")))?;
+    let block = info.ggml_dtype.block_size() as u64;
+    if elems % block != 0 {
+        return Err(Error::new(format!(
+            "tensor {name}: {elems} elements are not a whole number of {:?} blocks",
+            info.ggml_dtype
+        )));
+    }
+    (elems / block)
+        .checked_mul(info.ggml_dtype.type_size() as u64)
+        .ok_or_else(|| Error::new(format!("tensor {name}: its size overflows")))
+}
+
+/// Checks that every tensor the header describes lies inside the file.
+pub(crate) fn check_tensors(ct: &Content, file_len: u64) -> Result<(), Error> {
+    for (name, info) in &ct.tensor_infos {
+        let size = tensor_bytes(name, info)?;
+        let end = ct
+            .tensor_data_offset
+            .checked_add(info.offset)
+            .and_then(|s| s.checked_add(size));
+        if end.is_none_or(|e| e > file_len) {
+            return Err(Error::new(format!(
+                "tensor {name} ({size} bytes at offset {}) lies past the end of the file \
+                 ({file_len} bytes): the file is truncated or its header is damaged",
+                info.offset
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Hyper {
+    /// The hyper-parameters of a llama or qwen2 file.
+    pub(crate) fn read(ct: &Content) -> Result<Hyper, Error> {
+        let md = &ct.metadata;
+        let arch = md_str(md, "general.architecture")
+            .ok_or_else(|| Error::new("the metadata has no `general.architecture`"))?
+            .to_string();
+        if !ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(Error::new(format!(
+                "unsupported architecture {arch:?}: supo-gguf runs {}",
+                ARCHITECTURES.join(" and ")
+            )));
+        }
+        let key = |k: &str| format!("{arch}.{k}");
+        if let Some(s) = md_str(md, &key("rope.scaling.type")) {
+            if s != "none" && s != "linear" {
+                return Err(Error::new(format!(
+                    "unsupported rope scaling {s:?} (only none and linear are implemented)"
+                )));
+            }
+        }
+        if ct.tensor_infos.contains_key("rope_freqs.weight") {
+            return Err(Error::new(
+                "unsupported rope frequency factors (rope_freqs.weight)",
+            ));
+        }
+        if md
+            .get(&key("expert_count"))
+            .and_then(as_usize)
+            .is_some_and(|e| e > 1)
+        {
+            return Err(Error::new("mixture-of-experts models are not supported"));
+        }
+        let hidden = md_usize(md, &key("embedding_length"))?;
+        let heads = md_usize(md, &key("attention.head_count"))?;
+        let kv_heads = md
+            .get(&key("attention.head_count_kv"))
+            .and_then(as_usize)
+            .unwrap_or(heads);
+        if hidden % heads != 0 || kv_heads == 0 || heads % kv_heads != 0 {
+            return Err(Error::new(format!(
+                "inconsistent attention shape: hidden {hidden}, {heads} heads, {kv_heads} \
+                 key/value heads"
+            )));
+        }
+        let head_dim = hidden / heads;
+        let rope_dim = md
+            .get(&key("rope.dimension_count"))
+            .and_then(as_usize)
+            .unwrap_or(head_dim);
+        if rope_dim != head_dim {
+            return Err(Error::new(format!(
+                "partial rotary embeddings ({rope_dim} of {head_dim} dimensions) are not \
+                 supported"
+            )));
+        }
+        let eps = md
+            .get(&key("attention.layer_norm_rms_epsilon"))
+            .and_then(as_f64)
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "the metadata has no `{}`",
+                    key("attention.layer_norm_rms_epsilon")
+                ))
+            })?;
+        let rope_base = md
+            .get(&key("rope.freq_base"))
+            .and_then(as_f64)
+            .unwrap_or(10_000.0) as f32;
+        let vocab = ct
+            .tensor_infos
+            .get("token_embd.weight")
+            .ok_or_else(|| Error::new("the file has no tensor token_embd.weight"))?
+            .shape
+            .dims()
+            .first()
+            .copied()
+            .unwrap_or(0);
+        Ok(Hyper {
+            layers: md_usize(md, &key("block_count"))?,
+            trained_context: md_usize(md, &key("context_length"))?,
+            arch,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            eps,
+            rope_base,
+            rope_dim,
+            vocab,
+        })
+    }
+}
+
+/// Reads one tensor, checking its shape (`dims` as candle writes them: rows first).
+fn tensor(
+    ct: &Content,
+    file: &[u8],
+    name: &str,
+    dims: &[usize],
+    device: &Device,
+) -> Result<candle_core::quantized::QTensor, Error> {
+    let info = ct
+        .tensor_infos
+        .get(name)
+        .ok_or_else(|| Error::new(format!("the file has no tensor {name}")))?;
+    if info.shape.dims() != dims {
+        return Err(Error::new(format!(
+            "tensor {name} has shape {:?}, the metadata implies {dims:?}",
+            info.shape.dims()
+        )));
+    }
+    let mut reader = std::io::Cursor::new(file);
+    ct.tensor(&mut reader, name, device)
+        .map_err(|e| Error::new(format!("tensor {name}: {e}")))
+}
+
+/// A norm weight as an f32 tensor.
+fn vector(
+    ct: &Content,
+    file: &[u8],
+    name: &str,
+    n: usize,
+    device: &Device,
+) -> Result<Tensor, Error> {
+    tensor(ct, file, name, &[n], device)?
+        .dequantize(device)
+        .map_err(|e| Error::new(format!("tensor {name}: {e}")))
+}
+
+/// A weight matrix: candle's quantized product, or with `f32` its dequantized matrix.
+fn matmul(q: candle_core::quantized::QTensor, f32: bool) -> Result<QMatMul, Error> {
+    if f32 {
+        let device = q.device();
+        return Ok(QMatMul::Tensor(q.dequantize(&device).map_err(model_error)?));
+    }
+    QMatMul::from_qtensor(q).map_err(model_error)
+}
+
+impl Weights {
+    /// Loads the weights of `ct` from `file` (the whole GGUF file), with rotary tables for
+    /// `context` positions; `f32`: every matrix dequantized.
+    pub(crate) fn load(
+        ct: &Content,
+        file: &[u8],
+        hyper: Hyper,
+        context: usize,
+        device: &Device,
+        f32: bool,
+    ) -> Result<Weights, Error> {
+        let h = &hyper;
+        let (d, kv) = (h.hidden, h.kv_heads * h.head_dim);
+        let embed_q = tensor(ct, file, "token_embd.weight", &[h.vocab, d], device)?;
+        let embed = std::sync::Arc::new(embed_q);
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            matmul(
+                tensor(ct, file, "output.weight", &[h.vocab, d], device)?,
+                f32,
+            )?
+        } else if f32 {
+            QMatMul::Tensor(embed.dequantize(device).map_err(model_error)?)
+        } else {
+            QMatMul::from_arc(embed.clone()).map_err(model_error)?
+        };
+        let embed = QMatMul::from_arc(embed).map_err(model_error)?;
+        let mut layers = Vec::with_capacity(h.layers);
+        for i in 0..h.layers {
+            let p = |n: &str| format!("blk.{i}.{n}");
+            let ffn = ct
+                .tensor_infos
+                .get(&p("ffn_up.weight"))
+                .and_then(|t| t.shape.dims().first().copied())
+                .ok_or_else(|| {
+                    Error::new(format!("the file has no tensor {}", p("ffn_up.weight")))
+                })?;
+            let bias = if h.arch == "qwen2" {
+                Some((
+                    vector(ct, file, &p("attn_q.bias"), d, device)?,
+                    vector(ct, file, &p("attn_k.bias"), kv, device)?,
+                    vector(ct, file, &p("attn_v.bias"), kv, device)?,
+                ))
+            } else {
+                None
+            };
+            layers.push(Layer {
+                attn_norm: vector(ct, file, &p("attn_norm.weight"), d, device)?,
+                wq: matmul(tensor(ct, file, &p("attn_q.weight"), &[d, d], device)?, f32)?,
+                wk: matmul(
+                    tensor(ct, file, &p("attn_k.weight"), &[kv, d], device)?,
+                    f32,
+                )?,
+                wv: matmul(
+                    tensor(ct, file, &p("attn_v.weight"), &[kv, d], device)?,
+                    f32,
+                )?,
+                bias,
+                wo: matmul(
+                    tensor(ct, file, &p("attn_output.weight"), &[d, d], device)?,
+                    f32,
+                )?,
+                ffn_norm: vector(ct, file, &p("ffn_norm.weight"), d, device)?,
+                gate: matmul(
+                    tensor(ct, file, &p("ffn_gate.weight"), &[ffn, d], device)?,
+                    f32,
+                )?,
+                up: matmul(
+                    tensor(ct, file, &p("ffn_up.weight"), &[ffn, d], device)?,
+                    f32,
+                )?,
+                down: matmul(
+                    tensor(ct, file, &p("ffn_down.weight"), &[d, ffn], device)?,
+                    f32,
+                )?,
+            });
+        }
+        let norm = vector(ct, file, "output_norm.weight", d, device)?;
+        let (cos, sin) = rope_tables(h, context, device).map_err(model_error)?;
+        Ok(Weights {
+            neox: h.arch == "qwen2",
+            hyper,
+            embed,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            device: device.clone(),
+        })
+    }
+
+    /// An empty cache.
+    pub(crate) fn cache(&self) -> Cache {
+        Cache {
+            kv: vec![None; self.layers.len()],
+            len: 0,
+        }
+    }
+
+    /// Positions the rotary tables cover.
+    pub(crate) fn positions(&self) -> usize {
+        self.cos.dims()[0]
+    }
+
+    /// Feeds `tokens` after the cached ones (in chunks of [`PREFILL_CHUNK`]) and returns the
+    /// logits after the last one.
+    pub(crate) fn forward(&self, tokens: &[u32], cache: &mut Cache) -> Result<Vec<f32>, Error> {
+        if tokens.is_empty() {
+            return Err(Error::new("no tokens to feed"));
+        }
+        if cache.len + tokens.len() > self.positions() {
+            return Err(Error::new(format!(
+                "{} tokens do not fit the context of {} tokens",
+                cache.len + tokens.len(),
+                self.positions()
+            )));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.hyper.vocab) {
+            return Err(Error::new(format!(
+                "token id {bad} is outside the vocabulary of {} tokens",
+                self.hyper.vocab
+            )));
+        }
+        let mut logits = None;
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            logits = Some(self.forward_chunk(chunk, cache).map_err(model_error)?);
+        }
+        let logits: Vec<f32> = logits
+            .expect("at least one chunk")
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .map_err(model_error)?;
+        if logits.iter().any(|x| !x.is_finite()) {
+            return Err(Error::new(
+                "the model computed non-finite logits: its weights are damaged",
+            ));
+        }
+        Ok(logits)
+    }
+
+    fn forward_chunk(&self, tokens: &[u32], cache: &mut Cache) -> candle_core::Result<Tensor> {
+        let h = &self.hyper;
+        let (t, start) = (tokens.len(), cache.len);
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embed.embedding(&ids)?.unsqueeze(0)?; // [1, t, d]
+        let cos = self.cos.narrow(0, start, t)?;
+        let sin = self.sin.narrow(0, start, t)?;
+        let mask = if t > 1 {
+            Some(causal_mask(t, start, &self.device)?)
+        } else {
+            None
+        };
+        for (layer, kv) in self.layers.iter().zip(cache.kv.iter_mut()) {
+            let residual = x.clone();
+            let xn = candle_nn::ops::rms_norm(&x, &layer.attn_norm, h.eps as f32)?;
+            let mut q = layer.wq.forward(&xn)?;
+            let mut k = layer.wk.forward(&xn)?;
+            let mut v = layer.wv.forward(&xn)?;
+            if let Some((bq, bk, bv)) = &layer.bias {
+                q = q.broadcast_add(bq)?;
+                k = k.broadcast_add(bk)?;
+                v = v.broadcast_add(bv)?;
+            }
+            let heads = |x: Tensor, n: usize| {
+                x.reshape((1, t, n, h.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let (q, k, v) = (
+                heads(q, h.heads)?,
+                heads(k, h.kv_heads)?,
+                heads(v, h.kv_heads)?,
+            );
+            let rope = |x: &Tensor| {
+                if self.neox {
+                    candle_nn::rotary_emb::rope(x, &cos, &sin)
+                } else {
+                    candle_nn::rotary_emb::rope_i(x, &cos, &sin)
+                }
+            };
+            let (q, k) = (rope(&q)?, rope(&k)?);
+            let (k, v) = match kv.take() {
+                None => (k, v),
+                Some((k0, v0)) => (Tensor::cat(&[&k0, &k], 2)?, Tensor::cat(&[&v0, &v], 2)?),
+            };
+            *kv = Some((k.clone(), v.clone()));
+            let total = start + t;
+            // Grouped-query attention without copying the keys: the query heads that share a
+            // key/value head are stacked along the rows.
+            let rep = h.heads / h.kv_heads;
+            let q = q.reshape((1, h.kv_heads, rep * t, h.head_dim))?;
+            let att = (q.matmul(&k.t()?)? / (h.head_dim as f64).sqrt())?;
+            let att = match &mask {
+                None => att,
+                Some(m) => att
+                    .reshape((1, h.kv_heads, rep, t, total))?
+                    .broadcast_add(m)?
+                    .reshape((1, h.kv_heads, rep * t, total))?,
+            };
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att.matmul(&v)?; // [1, kv_heads, rep * t, head_dim]
+            let y = y
+                .reshape((1, h.heads, t, h.head_dim))?
+                .transpose(1, 2)?
+                .reshape((1, t, h.hidden))?;
+            let x1 = (layer.wo.forward(&y)? + residual)?;
+            let xn = candle_nn::ops::rms_norm(&x1, &layer.ffn_norm, h.eps as f32)?;
+            let g = candle_nn::ops::silu(&layer.gate.forward(&xn)?)?;
+            let u = layer.up.forward(&xn)?;
+            x = (layer.down.forward(&(g * u)?)? + x1)?;
+        }
+        cache.len += t;
+        let last = x.narrow(1, t - 1, 1)?;
+        // candle's norms and softmax turn NaN into zeros downstream: check the residual stream.
+        if last
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .any(|v| !v.is_finite())
+        {
+            candle_core::bail!(
+                "the model computed non-finite activations: its weights are damaged"
+            );
+        }
+        let last = candle_nn::ops::rms_norm(&last, &self.norm, h.eps as f32)?;
+        self.output.forward(&last)?.squeeze(0)?.squeeze(0)
+    }
+}
+
+/// `0` where query row `i` (position `start + i`) may attend key `j`, `-inf` after it:
+/// `[t, start + t]`.
+fn causal_mask(t: usize, start: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let total = start + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j <= start + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (t, total), device)
+}
+
+/// The rotary tables `cos`, `sin`: `[context, rope_dim / 2]`.
+fn rope_tables(
+    h: &Hyper,
+    context: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..h.rope_dim)
+        .step_by(2)
+        .map(|i| 1.0 / h.rope_base.powf(i as f32 / h.rope_dim as f32))
+        .collect();
+    let half = inv.len();
+    let inv = Tensor::from_vec(inv, (1, half), device)?;
+    let pos = Tensor::arange(0u32, context as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((context, 1))?;
+    let angles = pos.broadcast_mul(&inv)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
