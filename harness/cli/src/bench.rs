@@ -17,11 +17,16 @@ use supo_core::{Backend, Element, LogitsShape};
 use super::backend::BackendKind;
 use super::CliError;
 
+pub mod generate;
+
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The fused policy loss (forward + backward over logits).
     Loss(LossBenchArgs),
+    /// Prompt and generation tokens/s of `supo serve --gguf` against llama.cpp's server on the
+    /// same model, threads and prompt.
+    Generate(generate::GenerateBenchArgs),
 }
 
 /// Element type of the logits.
@@ -87,6 +92,7 @@ pub struct LossBenchResult {
 /// Runs a benchmark.
 pub fn run(cmd: &BenchCommand) -> Result<(), CliError> {
     match cmd {
+        BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Loss(args) => {
             if args.tokens == 0 || args.vocab == 0 || args.repeats == 0 {
                 return Err(CliError::Input(
