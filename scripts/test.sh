@@ -5,9 +5,10 @@
 # (python/tests, after `pip install ./python`). Extra arguments go to `cargo test`.
 #
 # Suites that need something this machine lacks (a wgpu adapter, NVRTC, a CUDA GPU, python3,
-# the BFCL wheel, the openai SDK or LiteLLM, verl) say by name that they skipped; set
-# SUPO_REQUIRE_WGPU / SUPO_REQUIRE_NVRTC / SUPO_REQUIRE_BFCL / SUPO_REQUIRE_GATEWAY /
-# SUPO_REQUIRE_VERL to 1 to make them fail instead (CI does).
+# the BFCL wheel, the openai SDK or LiteLLM, verl, the real models or llama.cpp's server) say by
+# name that they skipped; set SUPO_REQUIRE_WGPU / SUPO_REQUIRE_NVRTC / SUPO_REQUIRE_BFCL /
+# SUPO_REQUIRE_GATEWAY / SUPO_REQUIRE_VERL / SUPO_REQUIRE_LLM to 1 to make them fail instead (CI
+# does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deps="$PWD/target/pydeps"
@@ -31,6 +32,20 @@ if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; th
   fi
   # The `supo` Python package (pip install ./python), pytest and verl's agent-loop extras.
   supo_pythonpath="$(scripts/install-python.sh "$deps")" || echo "scripts/install-python.sh failed: the Python suite (python/tests) will skip" >&2
+  # Real language models (SmolLM2-135M, Qwen2.5-Coder-0.5B, GGUF) and Qwen's Hugging Face
+  # tokenizer into target/llm, and llama.cpp's llama-server (built once, about 12 min on two
+  # cores, cached in ~/.cache/supo-rs), for the real-model suites (harness/cli/tests/llm_*.rs).
+  if [ -x scripts/install-llm.sh ]; then
+    if scripts/install-llm.sh "$PWD/target/llm"; then
+      export SUPO_LLM_DIR="$PWD/target/llm"
+    else
+      echo "scripts/install-llm.sh failed: the real-model suites will skip" >&2
+    fi
+  fi
+  if [ -x scripts/install-llama-cpp.sh ]; then
+    SUPO_LLAMA_SERVER="$(scripts/install-llama-cpp.sh)" && export SUPO_LLAMA_SERVER ||
+      echo "scripts/install-llama-cpp.sh failed: the llama.cpp comparisons will skip" >&2
+  fi
 else
   echo "python3 with pip not found: BFCL differential tests, the NVRTC compile test and the verl comparison will skip" >&2
 fi

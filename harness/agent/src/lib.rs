@@ -210,6 +210,10 @@ pub struct Rollout {
     pub outcome: Outcome,
     /// Calls executed.
     pub tool_calls: usize,
+    /// Agent messages that tried to call a tool in a form that could not be read (taken as
+    /// answers).
+    #[serde(default)]
+    pub call_parse_failures: usize,
     /// The largest working context, generations included.
     pub peak_context: usize,
     /// Every generation's token counts, in order.
@@ -332,6 +336,19 @@ fn completion_calls(c: &Completion) -> Option<Vec<String>> {
     }
 }
 
+/// Whether a completion tried to call a tool and the call could not be read (a structured call
+/// whose arguments are not an object, a `<tool_call>` block that is not JSON, Python call syntax
+/// that does not parse): the agent then takes the message as its answer, as BFCL does.
+fn call_unreadable(c: &Completion) -> bool {
+    if !c.tool_calls.is_empty() {
+        return c
+            .tool_calls
+            .iter()
+            .any(|t| json_call(&t.function.name, &t.function.arguments).is_err());
+    }
+    matches!(parse_text_calls(&c.text), Some(Err(_)))
+}
+
 /// Appends a continuation to an open message: a space between two non-space ends (a word-level
 /// tokenizer's decoded text has no leading space; a BPE continuation brings its own).
 fn continue_text(prev: &mut String, next: &str) {
@@ -358,6 +375,7 @@ struct Episode<'a, P: Policy> {
     generations: Vec<GenerationRecord>,
     has_logprobs: bool,
     tool_calls: usize,
+    call_parse_failures: usize,
     seed: u64,
 }
 
@@ -496,6 +514,7 @@ pub async fn rollout<P: Policy, E: Environment>(
         generations: Vec::new(),
         has_logprobs: true,
         tool_calls: 0,
+        call_parse_failures: 0,
         seed,
     };
     let mut error = None;
@@ -564,6 +583,9 @@ pub async fn rollout<P: Policy, E: Environment>(
                 }
                 None => {
                     turn_steps = 0;
+                    if call_unreadable(&c) {
+                        ep.call_parse_failures += 1;
+                    }
                     match env.next_turn() {
                         None => {
                             let d = ep.builder.push_answer(action)?;
@@ -605,6 +627,7 @@ pub async fn rollout<P: Policy, E: Environment>(
         trajectory,
         outcome,
         tool_calls: ep.tool_calls,
+        call_parse_failures: ep.call_parse_failures,
         peak_context,
         generations: ep.generations,
         has_logprobs: ep.has_logprobs,
@@ -675,6 +698,26 @@ pub fn run_all<P: Policy + 'static, E: Environment + 'static>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn unreadable_calls_are_told_from_answers() {
+        let text = |t: &str| Completion {
+            text: t.to_string(),
+            tool_calls: Vec::new(),
+            token_ids: None,
+            logprobs: None,
+            finish: crate::http::CompletionFinish::Stop,
+            usage: None,
+        };
+        assert!(call_unreadable(&text(
+            "<tool_call>\n{\"name\": \"ls\", \"argu"
+        )));
+        assert!(call_unreadable(&text("<tool_call>not json</tool_call>")));
+        assert!(!call_unreadable(&text(
+            "<tool_call>{\"name\": \"ls\", \"arguments\": {}}</tool_call>"
+        )));
+        assert!(!call_unreadable(&text("The directory is empty.")));
+    }
 
     #[test]
     fn bfcl_docs_become_openai_tools() {

@@ -20,6 +20,7 @@ use super::CliError;
 
 mod linear;
 pub mod bfcl;
+pub mod generate;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     Linear(linear::LinearBenchArgs),
     /// BFCL's executor: calls per second over replay entries, against BFCL's Python.
     Bfcl(bfcl::BfclBenchArgs),
+    /// Prompt and generation tokens/s of `supo serve --gguf` against llama.cpp's server on the
+    /// same model, threads and prompt.
+    Generate(generate::GenerateBenchArgs),
 }
 
 /// Element type of the logits.
@@ -96,6 +100,7 @@ pub struct LossBenchResult {
 pub fn run(cmd: &BenchCommand) -> Result<(), CliError> {
     match cmd {
         BenchCommand::Bfcl(args) => bfcl::run(args),
+        BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Loss(args) => {
             if args.tokens == 0 || args.vocab == 0 || args.repeats == 0 {
                 return Err(CliError::Input(

@@ -223,6 +223,7 @@ fn verdict_line(
                 "segment_prompt_tokens": t.segments.iter().map(|s| s.prompt.len()).collect::<Vec<_>>(),
                 "segment_response_tokens": t.segments.iter().map(|s| s.response_len()).collect::<Vec<_>>(),
                 "tool_calls": r.tool_calls,
+                "call_parse_failures": r.call_parse_failures,
                 "peak_context": r.peak_context,
                 "mean_context": mean_context,
                 "generations": r.generations,
