@@ -18,9 +18,9 @@ use supo_core::{Backend, Element, LogitsShape};
 use super::backend::BackendKind;
 use super::CliError;
 
-mod linear;
 pub mod bfcl;
 pub mod generate;
+mod linear;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
