@@ -23,7 +23,6 @@ forbid supo-agent candle-core axum "${gpu_cli[@]}"
 forbid supo-synth candle-core axum "${gpu_cli[@]}"
 forbid supo-train candle-core tokio reqwest axum tokenizers "${gpu_cli[@]}"
 forbid supo-serve candle-core candle-nn "${gpu_cli[@]}"
-# supo-gguf may reach cudarc through its `cuda` feature (candle's CUDA backend), nothing of HTTP.
-forbid supo-gguf tokio reqwest axum hyper supo-agent supo-serve wgpu supo-wgpu supo-cuda clap plotters indicatif mimalloc
+forbid supo-gguf tokio reqwest axum hyper supo-agent supo-serve "${gpu_cli[@]}"
 forbid supo-rs candle-core tokio reqwest axum tokenizers "${gpu_cli[@]}"
 exit $status

@@ -8,8 +8,8 @@
 //! - The weights run on candle's quantized kernels (`candle-core`; every GGML quantization
 //!   candle reads: Q4_0, Q4_1, Q4_K, Q6_K, Q8_0, f16…). The file is memory-mapped while it is
 //!   read; candle copies each tensor into its own block storage, so the model takes about its
-//!   file size in memory. The `cuda` feature passes through to candle's CUDA backend
-//!   ([`GgufOptions::cuda_device`]).
+//!   file size in memory. The model runs on the CPU (candle's CUDA backend is not wired: its
+//!   `cudarc` links the driver, while `supo-cuda`'s loads it, and one build cannot have both).
 //! - The transformer ([`model`]) keeps its cache outside the weights: every decoder has its
 //!   own, so concurrent requests share one copy of the weights. A prompt goes through the
 //!   model in one forward pass (in chunks of 512 tokens).
@@ -82,8 +82,6 @@ pub struct GgufOptions {
     /// The model's name as served; `None`: `general.name` of the metadata, else the file
     /// name.
     pub name: Option<String>,
-    /// Run on this CUDA device (needs the `cuda` feature); `None`: the CPU.
-    pub cuda_device: Option<usize>,
     /// Dequantize every weight matrix to f32 when loading: exact f32 arithmetic instead of
     /// candle's quantized kernels (which round the activations to 8 bits), at about 8 times
     /// the memory of a 4-bit file and lower speed. For checks against full-precision
@@ -132,19 +130,6 @@ fn set_threads(n: Option<usize>) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-fn device(cuda: Option<usize>) -> Result<Device, Error> {
-    match cuda {
-        None => Ok(Device::Cpu),
-        #[cfg(feature = "cuda")]
-        Some(i) => Device::new_cuda(i)
-            .map_err(|e| Error::new(format!("CUDA device {i} is not available: {e}"))),
-        #[cfg(not(feature = "cuda"))]
-        Some(_) => Err(Error::new(
-            "supo-gguf was built without its `cuda` feature: no CUDA device",
-        )),
-    }
 }
 
 /// The end-of-turn token a template writes, among those known, else `eos`.
@@ -215,7 +200,7 @@ impl GgufModel {
                     .map_err(|e| Error::new(format!("cannot start {n} threads: {e}")))
             })
             .transpose()?;
-        let device = device(options.cuda_device)?;
+        let device = Device::Cpu;
         let weights = Weights::load(&ct, bytes, hyper, context, &device, options.f32_weights)?;
         let name = options
             .name
