@@ -184,21 +184,15 @@ fn bench_loss<B: Backend, T: Element>(
     for i in 0..args.warmup + args.repeats {
         // The gradient overwrites the logits: every run starts from a fresh copy (untimed).
         let mut buf = b.upload(&logits)?;
-        let before = rss::reset_peak();
-        let t0 = Instant::now();
-        let report = b.policy_loss(&mut buf, shape, &inputs, &config)?;
-        let dt = t0.elapsed().as_secs_f64();
-        if let (Some(before), Some(after)) = (before, rss::peak()) {
-            peak = peak.max(after.saturating_sub(before));
-        }
+        let (report, dt, grew) = measure(|| b.policy_loss(&mut buf, shape, &inputs, &config));
+        let report = report?;
+        peak = peak.max(grew);
         loss = report.loss;
         if i >= args.warmup {
             runs.push(dt);
         }
     }
-    let mut sorted = runs.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
+    let median = median(&runs);
     let bytes = 3.0 * (n * v * std::mem::size_of::<T>()) as f64;
     Ok(LossBenchResult {
         median_s: median,
@@ -211,6 +205,27 @@ fn bench_loss<B: Backend, T: Element>(
         effective_gb_per_s: bytes / median / 1e9,
         loss,
     })
+}
+
+/// The median of non-empty `runs`.
+fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// Runs `f` once: its value, its wall-clock seconds and the growth of peak resident memory
+/// while it ran, in bytes (0 where unmeasurable).
+fn measure<R>(f: impl FnOnce() -> R) -> (R, f64, u64) {
+    let before = rss::reset_peak();
+    let t0 = Instant::now();
+    let out = f();
+    let dt = t0.elapsed().as_secs_f64();
+    let grew = match (before, rss::peak()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => 0,
+    };
+    (out, dt, grew)
 }
 
 /// Resident-set measurements from `/proc/self` (Linux); `None` elsewhere.

@@ -18,6 +18,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use supo_bfcl::replay::{Executor, ReplayInput};
 
+use super::median;
 use crate::CliError;
 
 /// BFCL's Python reference behind a JSONL interface; `time` mode times its executor.
@@ -241,11 +242,4 @@ fn thread_cpu_seconds() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(ns as f64 * 1e-9)
-}
-
-/// The median of non-empty `runs`.
-fn median(runs: &[f64]) -> f64 {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }

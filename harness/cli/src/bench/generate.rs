@@ -25,6 +25,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::median;
 use crate::CliError;
 
 /// Arguments of `supo bench generate`.
@@ -267,12 +268,6 @@ async fn timed_completion(
         .as_u64()
         .ok_or_else(|| CliError::Failure(format!("{url} gave no usage: {v}")))?;
     Ok((dt, generated as usize))
-}
-
-fn median(runs: &[f64]) -> f64 {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 /// One side's rounds.

@@ -2,8 +2,6 @@
 //! token-mean, forward and backward to the hidden states and the weight), `--chunk` rows at a
 //! time. `scripts/bench_torch_linear.py` runs PyTorch's and verl's equivalents on the same shapes.
 
-use std::time::Instant;
-
 use clap::Args;
 use half::{bf16, f16};
 use serde::Serialize;
@@ -11,7 +9,7 @@ use supo_core::backend::TokenInputs;
 use supo_core::estimator::LossConfig;
 use supo_core::{Backend, Element, LinearShape};
 
-use super::{rss, splitmix, DTypeArg};
+use super::{measure, median, splitmix, DTypeArg};
 use crate::backend::BackendKind;
 use crate::CliError;
 
@@ -169,22 +167,17 @@ fn bench<B: Backend, T: Element>(
     let mut peak = 0u64;
     let mut loss = 0.0;
     for i in 0..args.warmup + args.repeats {
-        let before = rss::reset_peak();
-        let t0 = Instant::now();
-        let out = b.linear_policy_loss(&dev.4, &dev.5, shape, &inputs, &config)?;
-        let dt = t0.elapsed().as_secs_f64();
-        if let (Some(before), Some(after)) = (before, rss::peak()) {
-            peak = peak.max(after.saturating_sub(before));
-        }
+        let (out, dt, grew) =
+            measure(|| b.linear_policy_loss(&dev.4, &dev.5, shape, &inputs, &config));
+        let out = out?;
+        peak = peak.max(grew);
         loss = out.report.loss;
         drop(out);
         if i >= args.warmup {
             runs.push(dt);
         }
     }
-    let mut sorted = runs.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
+    let median = median(&runs);
     Ok(LinearBenchResult {
         median_s: median,
         peak_rss_delta_bytes: peak,
