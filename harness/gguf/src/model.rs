@@ -9,11 +9,14 @@
 
 use std::collections::HashMap;
 
+use std::borrow::Cow;
+
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
-use candle_core::quantized::QMatMul;
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, QuantizedType};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::error::{model_error, Error};
+use crate::relayout::{block_sums, relayout, Source, BLOCK};
 
 /// The architectures this crate runs (`general.architecture`).
 pub const ARCHITECTURES: &[&str] = &["llama", "qwen2"];
@@ -49,17 +52,64 @@ pub struct Hyper {
     pub vocab: usize,
 }
 
+/// A weight matrix `W` (`[n, k]`), applied as `x·Wᵀ`.
+enum Linear {
+    /// candle's product, quantized or dense.
+    Candle(QMatMul),
+    /// A Q5_0, Q4_1 or Q5_1 matrix re-laid out as Q8_0 (see [`crate::relayout`]), multiplied
+    /// by candle's Q8_0 kernel with activations quantized per 32-value block, as llama.cpp
+    /// does. (Through [`QMatMul`], a matrix whose `k` is a multiple of 256 would take
+    /// candle's repacked AVX-512-VNNI path, which quantizes activations per 256 values and
+    /// moves the log-probs measurably away from llama.cpp's.) `mins_t`: the block offsets of
+    /// Q4_1 and Q5_1, transposed (`[k / 32, n]`), which multiply the activations' block sums.
+    Q8_0 {
+        blocks: Box<dyn QuantizedType>,
+        n: usize,
+        k: usize,
+        mins_t: Option<Tensor>,
+    },
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (blocks, n, k, mins_t) = match self {
+            Linear::Candle(m) => return m.forward(x),
+            Linear::Q8_0 {
+                blocks,
+                n,
+                k,
+                mins_t,
+            } => (blocks, *n, *k, mins_t),
+        };
+        let mut dims = x.dims().to_vec();
+        if dims.pop() != Some(k) {
+            candle_core::bail!("input of shape {:?} for a [{n}, {k}] matrix", x.dims());
+        }
+        let lhs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let m = lhs.len() / k;
+        let mut dst = vec![0f32; m * n];
+        blocks.matmul_t((m, k, n), &lhs, &mut dst)?;
+        let mut y = Tensor::from_vec(dst, (m, n), x.device())?;
+        if let Some(mins_t) = mins_t {
+            let sums = Tensor::from_vec(block_sums(&lhs, k), (m, k / BLOCK), x.device())?;
+            y = (y + sums.matmul(mins_t)?)?;
+        }
+        dims.push(n);
+        y.reshape(dims)
+    }
+}
+
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
     bias: Option<(Tensor, Tensor, Tensor)>,
-    wo: QMatMul,
+    wo: Linear,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 /// The weights of a model, shared by every decoder.
@@ -68,7 +118,7 @@ pub(crate) struct Weights {
     embed: QMatMul,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: QMatMul,
+    output: Linear,
     /// llama.cpp's NEOX rotation (pairs `i`, `i + d/2`) for qwen2; the interleaved one
     /// (pairs `2i`, `2i + 1`) for llama, whose GGUF weights are permuted for it.
     neox: bool,
@@ -303,13 +353,57 @@ fn vector(
         .map_err(|e| Error::new(format!("tensor {name}: {e}")))
 }
 
-/// A weight matrix: candle's quantized product, or with `f32` its dequantized matrix.
-fn matmul(q: candle_core::quantized::QTensor, f32: bool) -> Result<QMatMul, Error> {
-    if f32 {
-        let device = q.device();
-        return Ok(QMatMul::Tensor(q.dequantize(&device).map_err(model_error)?));
+/// The format a matrix of `dtype` is re-laid out from, if it is one.
+fn relayout_source(dtype: GgmlDType) -> Option<Source> {
+    match dtype {
+        GgmlDType::Q5_0 => Some(Source::Q5_0),
+        GgmlDType::Q4_1 => Some(Source::Q4_1),
+        GgmlDType::Q5_1 => Some(Source::Q5_1),
+        _ => None,
     }
-    QMatMul::from_qtensor(q).map_err(model_error)
+}
+
+/// A weight matrix: candle's quantized product (Q5_0, Q4_1 and Q5_1 re-laid out as Q8_0,
+/// for which candle has vectorised kernels), or with `f32` its dequantized matrix.
+fn matmul(q: QTensor, f32: bool) -> Result<Linear, Error> {
+    let device = q.device();
+    if f32 {
+        let w = q.dequantize(&device).map_err(model_error)?;
+        return Ok(Linear::Candle(QMatMul::Tensor(w)));
+    }
+    let Some(source) = relayout_source(q.dtype()) else {
+        return Ok(Linear::Candle(
+            QMatMul::from_qtensor(q).map_err(model_error)?,
+        ));
+    };
+    let (n, k) = q.shape().dims2().map_err(model_error)?;
+    let data = q.data().map_err(model_error)?;
+    let r = relayout(source, &data).ok_or_else(|| {
+        Error::new(format!(
+            "a {source:?} matrix of {} bytes is not a whole number of blocks",
+            data.len()
+        ))
+    })?;
+    let blocks = match QStorage::from_data(Cow::Owned(r.q8_0), &device, GgmlDType::Q8_0)
+        .map_err(model_error)?
+    {
+        QStorage::Cpu(blocks) => blocks,
+        _ => return Err(Error::new("supo-gguf runs models on the CPU only")),
+    };
+    let mins_t = if source.has_min() {
+        let m = Tensor::from_vec(r.mins, (n, k / BLOCK), &device)
+            .and_then(|m| m.t()?.contiguous())
+            .map_err(model_error)?;
+        Some(m)
+    } else {
+        None
+    };
+    Ok(Linear::Q8_0 {
+        blocks,
+        n,
+        k,
+        mins_t,
+    })
 }
 
 impl Weights {
@@ -325,17 +419,23 @@ impl Weights {
     ) -> Result<Weights, Error> {
         let h = &hyper;
         let (d, kv) = (h.hidden, h.kv_heads * h.head_dim);
-        let embed_q = tensor(ct, file, "token_embd.weight", &[h.vocab, d], device)?;
-        let embed = std::sync::Arc::new(embed_q);
+        let embed = std::sync::Arc::new(tensor(
+            ct,
+            file,
+            "token_embd.weight",
+            &[h.vocab, d],
+            device,
+        )?);
+        // A model without `output.weight` ties its output to the embedding: it shares the
+        // embedding's blocks unless they are converted.
         let output = if ct.tensor_infos.contains_key("output.weight") {
-            matmul(
-                tensor(ct, file, "output.weight", &[h.vocab, d], device)?,
-                f32,
-            )?
-        } else if f32 {
-            QMatMul::Tensor(embed.dequantize(device).map_err(model_error)?)
+            let w = tensor(ct, file, "output.weight", &[h.vocab, d], device)?;
+            matmul(w, f32)?
+        } else if f32 || relayout_source(embed.dtype()).is_some() {
+            let w = tensor(ct, file, "token_embd.weight", &[h.vocab, d], device)?;
+            matmul(w, f32)?
         } else {
-            QMatMul::from_arc(embed.clone()).map_err(model_error)?
+            Linear::Candle(QMatMul::from_arc(embed.clone()).map_err(model_error)?)
         };
         let embed = QMatMul::from_arc(embed).map_err(model_error)?;
         let mut layers = Vec::with_capacity(h.layers);
