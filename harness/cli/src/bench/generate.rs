@@ -88,6 +88,9 @@ pub struct GenerateBenchRatio {
     pub generate: f64,
 }
 
+/// The model name both servers are asked for (llama-server answers to any).
+const SERVED: &str = "bench";
+
 /// A server process, killed when dropped.
 struct Spawned {
     child: Child,
@@ -118,6 +121,7 @@ fn spawn_supo(args: &GenerateBenchArgs) -> Result<Spawned, CliError> {
         .arg(&args.gguf)
         .args(["--threads", &args.threads.to_string()])
         .args(["--ctx", &args.ctx.to_string()])
+        .args(["--served-model-name", SERVED])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -258,7 +262,7 @@ async fn timed_completion(
     prompt: &[u32],
     max_tokens: usize,
 ) -> Result<(f64, usize), CliError> {
-    let body = json!({"model": "bench", "prompt": prompt, "max_tokens": max_tokens,
+    let body = json!({"model": SERVED, "prompt": prompt, "max_tokens": max_tokens,
                       "temperature": 0.0, "ignore_eos": true, "cache_prompt": false});
     let url = format!("{}/completions", server.base_url);
     let t0 = Instant::now();
