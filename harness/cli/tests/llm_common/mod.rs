@@ -21,10 +21,13 @@ pub const QWEN: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 pub const THREADS: usize = 2;
 /// The name the servers answer to (`--served-model-name`; llama.cpp's answers to any).
 pub const SERVED: &str = "m";
-/// The working context `W` of the managed BFCL runs: the first entry's task prompt (system
-/// prompt, tool docs, first question) is about 4.2k Qwen tokens (llama-server counted 4.2k), so
-/// a few steps reach `0.95·W`.
+/// The working context `W` of the managed BFCL runs on `supo serve` (server-side counts): the
+/// first entry's task prompt is 4,222 tokens in the GGUF's template, so a few steps reach
+/// `0.95·W`.
 pub const WORKING_CONTEXT: usize = 5200;
+/// `W` of the runs on llama-server, counted locally with `tokenizer.json` and the agent's
+/// ChatML rendering, which makes the same task prompt 4,900 tokens (measured).
+pub const WORKING_CONTEXT_LOCAL_COUNT: usize = 5600;
 /// The most agent steps of a BFCL episode (CI time: each step reads a ~4.5k-token context).
 pub const MAX_STEPS: usize = 8;
 
@@ -172,28 +175,71 @@ impl LlamaServer {
         ids(&v["tokens"])
     }
 
+    /// llama.cpp's text of token ids.
+    pub fn detokenize(&self, tokens: &[u32]) -> String {
+        let v = post(
+            &format!("{}/detokenize", self.root),
+            &json!({"tokens": tokens}),
+        )
+        .expect("llama-server /detokenize");
+        v["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no content in {v}"))
+            .to_string()
+    }
+
     /// The greedy continuation of the prompt `tokens` (ids, so no tokenizer is involved): up to
-    /// `n` tokens (past the end token) with their log-probs, from `/completion` with the prompt
-    /// cache off.
-    pub fn greedy(&self, tokens: &[u32], n: usize) -> Vec<(u32, f64)> {
+    /// `n` tokens (past the end token), each with its log-prob and the [`TOP`] most likely
+    /// tokens' (of the raw distribution), from `/completion` with the prompt cache off.
+    pub fn greedy(&self, tokens: &[u32], n: usize) -> Vec<Step> {
         let v = post(
             &format!("{}/completion", self.root),
             &json!({"prompt": tokens, "n_predict": n, "temperature": 0.0, "top_k": 1,
-                    "n_probs": 1, "cache_prompt": false, "samplers": ["top_k"],
+                    "n_probs": TOP, "cache_prompt": false, "samplers": ["top_k"],
                     "ignore_eos": true}),
         )
         .expect("llama-server /completion");
+        let pair = |p: &Value| {
+            (
+                p["id"].as_u64().expect("a token id") as u32,
+                p["logprob"].as_f64().expect("a log-prob"),
+            )
+        };
         v["completion_probabilities"]
             .as_array()
             .unwrap_or_else(|| panic!("no completion_probabilities in {v}"))
             .iter()
             .map(|p| {
-                (
-                    p["id"].as_u64().expect("a token id") as u32,
-                    p["logprob"].as_f64().expect("a log-prob"),
-                )
+                let (id, logprob) = pair(p);
+                let top = p["top_logprobs"].as_array().expect("top_logprobs");
+                Step {
+                    id,
+                    logprob,
+                    top: top.iter().map(pair).collect(),
+                }
             })
             .collect()
+    }
+}
+
+/// The alternatives a greedy step reports.
+pub const TOP: usize = 5;
+
+/// One greedy step: the token taken, its log-prob, and the most likely tokens with theirs.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The token taken.
+    pub id: u32,
+    /// Its log-prob.
+    pub logprob: f64,
+    /// The [`TOP`] most likely tokens and their log-probs.
+    pub top: Vec<(u32, f64)>,
+}
+
+impl Step {
+    /// The log-prob of `id` if it is among [`Step::top`].
+    pub fn logprob_of(&self, id: u32) -> Option<f64> {
+        self.top.iter().find(|t| t.0 == id).map(|t| t.1)
     }
 }
 
@@ -307,12 +353,13 @@ pub fn supo(args: &[&str]) -> Output {
         .expect("run supo")
 }
 
-/// `supo bfcl eval --compare` on the first entry against `base_url`; returns the verdict lines.
-pub fn eval_compare(name: &str, base_url: &str, extra: &[&str]) -> Vec<Value> {
+/// `supo bfcl eval --compare` on the first entry against `base_url` with a working context of
+/// `w` tokens; returns the verdict lines.
+pub fn eval_compare(name: &str, base_url: &str, w: usize, extra: &[&str]) -> Vec<Value> {
     let output = tmp(&format!("{}-verdicts.jsonl", name.replace('/', "-")));
     let _ = std::fs::remove_file(&output);
     let _ = std::fs::remove_file(output.with_extension("jsonl.journal"));
-    let (w, steps) = (WORKING_CONTEXT.to_string(), MAX_STEPS.to_string());
+    let (w, steps) = (w.to_string(), MAX_STEPS.to_string());
     let mut args = vec![
         "bfcl",
         "eval",
@@ -626,22 +673,6 @@ pub fn assert_same_ids(what: &str, texts: &[String], sides: &[(&str, &Tokenize)]
         bad.join("\n")
     );
     texts.len()
-}
-
-/// Whether this build's `supo serve` takes `--gguf` (part A of the real-model issue, crate
-/// `supo-gguf`); otherwise [`skip`] says so.
-pub fn supo_gguf_available(test: &str) -> bool {
-    let help = Command::new(env!("CARGO_BIN_EXE_supo"))
-        .args(["serve", "--help"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default();
-    if help.contains("--gguf") {
-        true
-    } else {
-        skip(test, "this supo serve has no --gguf (crate supo-gguf)");
-        false
-    }
 }
 
 /// `supo serve --gguf MODEL` with the suites' threads, a context of `ctx` tokens, answering to
