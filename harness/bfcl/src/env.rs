@@ -32,28 +32,51 @@ impl std::fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+/// A method's qualified name as CPython's messages write it (`GorillaFileSystem.mv`), kept as
+/// its two parts so that a call that binds without error formats nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodName<'a> {
+    /// The class name (`"GorillaFileSystem"`).
+    pub class: &'a str,
+    /// The method name (`"mv"`).
+    pub func: &'a str,
+}
+
+impl<'a> MethodName<'a> {
+    /// The name `class.func`.
+    pub fn new(class: &'a str, func: &'a str) -> MethodName<'a> {
+        MethodName { class, func }
+    }
+}
+
+impl std::fmt::Display for MethodName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.class, self.func)
+    }
+}
+
 /// Arguments bound to a function's parameters by Python's rules; every parameter has a value
-/// (given or default).
+/// (given or default). `'p` is the lifetime of the parameter names.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bound {
-    values: Vec<(String, PyValue)>,
+pub struct Bound<'p> {
+    values: Vec<(&'p str, PyValue)>,
 }
 
 /// The value [`Bound::get`] returns for a name that is not a parameter.
 static NONE: PyValue = PyValue::None;
 
-impl Bound {
+impl<'p> Bound<'p> {
     /// The value bound to parameter `name` (`None` if `name` is not a parameter).
     pub fn get(&self, name: &str) -> &PyValue {
         self.values
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v)
             .unwrap_or(&NONE)
     }
 
     /// The bound values in parameter order.
-    pub fn values(&self) -> &[(String, PyValue)] {
+    pub fn values(&self) -> &[(&'p str, PyValue)] {
         &self.values
     }
 
@@ -120,9 +143,13 @@ impl CallArgs {
 
     /// Binds the arguments to `params` (name, default; `None` means required) by Python's rules
     /// for a method with positional-or-keyword parameters. `func` is the qualified name used in
-    /// the messages (`"GorillaFileSystem.mv"`); the counts in them include `self`, as CPython's
+    /// the messages (`GorillaFileSystem.mv`); the counts in them include `self`, as CPython's
     /// do for a bound method.
-    pub fn bind(&self, func: &str, params: &[(&str, Option<PyValue>)]) -> Result<Bound, ToolError> {
+    pub fn bind<'p>(
+        &self,
+        func: &MethodName<'_>,
+        params: &[(&'p str, Option<PyValue>)],
+    ) -> Result<Bound<'p>, ToolError> {
         let n = params.len();
         if self.positional.len() > n {
             let required = params.iter().filter(|(_, d)| d.is_none()).count();
@@ -179,7 +206,7 @@ impl CallArgs {
         let values = params
             .iter()
             .zip(slots)
-            .map(|((p, d), s)| (p.to_string(), s.or_else(|| d.clone()).unwrap_or_default()))
+            .map(|((p, d), s)| (*p, s.or_else(|| d.clone()).unwrap_or_default()))
             .collect();
         Ok(Bound { values })
     }
@@ -240,14 +267,14 @@ mod tests {
             positional: vec![PyValue::Int(1)],
             keyword: vec![("b".into(), PyValue::Int(2))],
         };
-        let b = args.bind("C.f", &params()).unwrap();
+        let b = args.bind(&MethodName::new("C", "f"), &params()).unwrap();
         assert_eq!(b.get("c"), &PyValue::Int(3));
         assert_eq!(b.get("b"), &PyValue::Int(2));
     }
 
     #[test]
     fn errors_like_python() {
-        let err = |a: CallArgs| a.bind("C.f", &params()).unwrap_err().0;
+        let err = |a: CallArgs| a.bind(&MethodName::new("C", "f"), &params()).unwrap_err().0;
         assert_eq!(
             err(CallArgs::default()),
             "C.f() missing 2 required positional arguments: 'a' and 'b'"

@@ -544,12 +544,18 @@ impl<'a> Parser<'a> {
                 self.escape(raw, out)?;
                 continue;
             }
-            let ch = self.text[self.pos..]
-                .chars()
-                .next()
+            // A run of text up to the next quote, backslash or line break, copied at once.
+            let run = self.src[self.pos..]
+                .iter()
+                .position(|&b| b == q || b == b'\\' || b == b'\n' || b == b'\r')
+                .unwrap_or(self.src.len() - self.pos);
+            let end = self.pos + run.max(1);
+            let text = self
+                .text
+                .get(self.pos..end)
                 .ok_or_else(|| self.err("invalid text"))?;
-            out.push(ch);
-            self.pos += ch.len_utf8();
+            out.push_str(text);
+            self.pos = end;
         }
     }
 

@@ -5,7 +5,7 @@
 
 use indexmap::IndexMap;
 
-use crate::env::{CallArgs, ToolEnv, ToolError};
+use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::locate::long_context_value;
 use crate::value::PyValue;
 
@@ -893,7 +893,7 @@ impl ToolEnv for GorillaFileSystem {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let q = format!("GorillaFileSystem.{func}");
+        let q = MethodName::new("GorillaFileSystem", func);
         let req = |n: &'static str| (n, None);
         let opt = |n: &'static str, v: PyValue| (n, Some(v));
         match func {

@@ -8,7 +8,7 @@ use super::pyops::{
     getitem, getitem_mut, hashable, is_str, iterate, no_method, randint, round2, scenario_get,
     seeded, setitem, str_recv, strptime, to_float, to_int, today, BinOp, CmpOp, PyResult,
 };
-use crate::env::{Bound, CallArgs, ToolEnv, ToolError};
+use crate::env::{Bound, CallArgs, MethodName, ToolEnv, ToolError};
 use crate::locate::long_context_value;
 use crate::pyrandom::PyRandom;
 use crate::value::PyValue;
@@ -709,8 +709,9 @@ impl ToolEnv for TravelApi {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let bind =
-            |params: &[(&str, Option<PyValue>)]| args.bind(&format!("TravelAPI.{func}"), params);
+        let bind = |params: &[(&'static str, Option<PyValue>)]| {
+            args.bind(&MethodName::new("TravelAPI", func), params)
+        };
         let token = ("access_token", None);
         match func {
             "authenticate_travel" => self.authenticate_travel(&bind(&[
