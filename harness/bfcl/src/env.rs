@@ -1,6 +1,8 @@
 //! The tool-environment abstraction shared by the eight BFCL multi-turn APIs: call arguments,
 //! Python's argument binding, tool errors, the [`ToolEnv`] trait and the class registry.
 
+use std::borrow::Cow;
+
 use super::value::PyValue;
 
 /// The arguments of one call, as written in the call string.
@@ -56,27 +58,28 @@ impl std::fmt::Display for MethodName<'_> {
 }
 
 /// Arguments bound to a function's parameters by Python's rules; every parameter has a value
-/// (given or default). `'p` is the lifetime of the parameter names.
+/// (given or default), borrowing the given ones from the call's [`CallArgs`]. `'a` is the
+/// lifetime of the arguments and of the parameter names.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bound<'p> {
-    values: Vec<(&'p str, PyValue)>,
+pub struct Bound<'a> {
+    values: Vec<(&'a str, Cow<'a, PyValue>)>,
 }
 
 /// The value [`Bound::get`] returns for a name that is not a parameter.
 static NONE: PyValue = PyValue::None;
 
-impl<'p> Bound<'p> {
+impl<'a> Bound<'a> {
     /// The value bound to parameter `name` (`None` if `name` is not a parameter).
     pub fn get(&self, name: &str) -> &PyValue {
         self.values
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
             .unwrap_or(&NONE)
     }
 
     /// The bound values in parameter order.
-    pub fn values(&self) -> &[(&'p str, PyValue)] {
+    pub fn values(&self) -> &[(&'a str, Cow<'a, PyValue>)] {
         &self.values
     }
 
@@ -145,11 +148,11 @@ impl CallArgs {
     /// for a method with positional-or-keyword parameters. `func` is the qualified name used in
     /// the messages (`GorillaFileSystem.mv`); the counts in them include `self`, as CPython's
     /// do for a bound method.
-    pub fn bind<'p>(
-        &self,
+    pub fn bind<'a>(
+        &'a self,
         func: &MethodName<'_>,
-        params: &[(&'p str, Option<PyValue>)],
-    ) -> Result<Bound<'p>, ToolError> {
+        params: &[(&'a str, Option<PyValue>)],
+    ) -> Result<Bound<'a>, ToolError> {
         let n = params.len();
         if self.positional.len() > n {
             let required = params.iter().filter(|(_, d)| d.is_none()).count();
@@ -168,9 +171,9 @@ impl CallArgs {
                 if given == 1 { "was" } else { "were" }
             )));
         }
-        let mut slots: Vec<Option<PyValue>> = vec![None; n];
+        let mut slots: Vec<Option<&PyValue>> = vec![None; n];
         for (slot, v) in slots.iter_mut().zip(&self.positional) {
-            *slot = Some(v.clone());
+            *slot = Some(v);
         }
         for (name, v) in &self.keyword {
             match params.iter().position(|(p, _)| p == name) {
@@ -185,7 +188,7 @@ impl CallArgs {
                             "{func}() got multiple values for argument '{name}'"
                         )));
                     }
-                    slots[i] = Some(v.clone());
+                    slots[i] = Some(v);
                 }
             }
         }
@@ -206,7 +209,13 @@ impl CallArgs {
         let values = params
             .iter()
             .zip(slots)
-            .map(|((p, d), s)| (*p, s.or_else(|| d.clone()).unwrap_or_default()))
+            .map(|((p, d), s)| {
+                let value = match s {
+                    Some(v) => Cow::Borrowed(v),
+                    None => Cow::Owned(d.clone().unwrap_or_default()),
+                };
+                (*p, value)
+            })
             .collect();
         Ok(Bound { values })
     }

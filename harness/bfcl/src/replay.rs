@@ -79,6 +79,8 @@ impl Executor {
             .map_err(|e| ToolError(e.message))
             .and_then(|e| self.eval(e));
         match result {
+            // A `str` result is the text itself: moved, not copied.
+            Ok(PyValue::Str(s)) => s,
             Ok(v) => render(&v),
             Err(e) => format!("{ERROR_PREFIX}{}", e.0),
         }

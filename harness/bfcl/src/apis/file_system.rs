@@ -275,7 +275,10 @@ impl GorillaFileSystem {
                 .is_some_and(|s| s.chars().count() == 1 && INVALID_NAME_CHARS.contains(s))
         };
         match v {
-            PyValue::Str(s) => Ok(!s.chars().any(|c| INVALID_NAME_CHARS.contains(c))),
+            // The invalid characters are ASCII: a byte scan finds them.
+            PyValue::Str(s) => Ok(!s
+                .bytes()
+                .any(|b| INVALID_NAME_CHARS.as_bytes().contains(&b))),
             PyValue::List(items) | PyValue::Tuple(items) | PyValue::Set(items) => {
                 Ok(!items.iter().any(bad))
             }

@@ -170,7 +170,7 @@ fn lower(v: &PyValue) -> Result<String, ToolError> {
 
 impl MessageApi {
     fn load(&mut self, scenario: &serde_json::Value) {
-        let get = |k: &str| scenario.get(k).map(PyValue::from_json);
+        let get = |k: &str| super::pyops::scenario_get(scenario, k);
         self.random = PyRandom::new(
             scenario
                 .get("random_seed")

@@ -121,7 +121,7 @@ fn index<'a>(d: &'a PyValue, key: &str) -> Result<&'a PyValue, ToolError> {
 
 impl TwitterApi {
     fn load(&mut self, scenario: &serde_json::Value) -> Result<(), ToolError> {
-        let get = |k: &str| scenario.get(k).map(PyValue::from_json);
+        let get = |k: &str| super::pyops::scenario_get(scenario, k);
         self.username = get("username").unwrap_or(PyValue::str("john"));
         self.password = get("password").unwrap_or(PyValue::str("john123"));
         self.authenticated = get("authenticated").unwrap_or(PyValue::Bool(false));
