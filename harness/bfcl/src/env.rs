@@ -1,6 +1,8 @@
 //! The tool-environment abstraction shared by the eight BFCL multi-turn APIs: call arguments,
 //! Python's argument binding, tool errors, the [`ToolEnv`] trait and the class registry.
 
+use std::borrow::Cow;
+
 use super::value::PyValue;
 
 /// The arguments of one call, as written in the call string.
@@ -32,28 +34,52 @@ impl std::fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+/// A method's qualified name as CPython's messages write it (`GorillaFileSystem.mv`), kept as
+/// its two parts so that a call that binds without error formats nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodName<'a> {
+    /// The class name (`"GorillaFileSystem"`).
+    pub class: &'a str,
+    /// The method name (`"mv"`).
+    pub func: &'a str,
+}
+
+impl<'a> MethodName<'a> {
+    /// The name `class.func`.
+    pub fn new(class: &'a str, func: &'a str) -> MethodName<'a> {
+        MethodName { class, func }
+    }
+}
+
+impl std::fmt::Display for MethodName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.class, self.func)
+    }
+}
+
 /// Arguments bound to a function's parameters by Python's rules; every parameter has a value
-/// (given or default).
+/// (given or default), borrowing the given ones from the call's [`CallArgs`]. `'a` is the
+/// lifetime of the arguments and of the parameter names.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bound {
-    values: Vec<(String, PyValue)>,
+pub struct Bound<'a> {
+    values: Vec<(&'a str, Cow<'a, PyValue>)>,
 }
 
 /// The value [`Bound::get`] returns for a name that is not a parameter.
 static NONE: PyValue = PyValue::None;
 
-impl Bound {
+impl<'a> Bound<'a> {
     /// The value bound to parameter `name` (`None` if `name` is not a parameter).
     pub fn get(&self, name: &str) -> &PyValue {
         self.values
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| &**v)
             .unwrap_or(&NONE)
     }
 
     /// The bound values in parameter order.
-    pub fn values(&self) -> &[(String, PyValue)] {
+    pub fn values(&self) -> &[(&'a str, Cow<'a, PyValue>)] {
         &self.values
     }
 
@@ -120,9 +146,13 @@ impl CallArgs {
 
     /// Binds the arguments to `params` (name, default; `None` means required) by Python's rules
     /// for a method with positional-or-keyword parameters. `func` is the qualified name used in
-    /// the messages (`"GorillaFileSystem.mv"`); the counts in them include `self`, as CPython's
+    /// the messages (`GorillaFileSystem.mv`); the counts in them include `self`, as CPython's
     /// do for a bound method.
-    pub fn bind(&self, func: &str, params: &[(&str, Option<PyValue>)]) -> Result<Bound, ToolError> {
+    pub fn bind<'a>(
+        &'a self,
+        func: &MethodName<'_>,
+        params: &[(&'a str, Option<PyValue>)],
+    ) -> Result<Bound<'a>, ToolError> {
         let n = params.len();
         if self.positional.len() > n {
             let required = params.iter().filter(|(_, d)| d.is_none()).count();
@@ -141,9 +171,9 @@ impl CallArgs {
                 if given == 1 { "was" } else { "were" }
             )));
         }
-        let mut slots: Vec<Option<PyValue>> = vec![None; n];
+        let mut slots: Vec<Option<&PyValue>> = vec![None; n];
         for (slot, v) in slots.iter_mut().zip(&self.positional) {
-            *slot = Some(v.clone());
+            *slot = Some(v);
         }
         for (name, v) in &self.keyword {
             match params.iter().position(|(p, _)| p == name) {
@@ -158,7 +188,7 @@ impl CallArgs {
                             "{func}() got multiple values for argument '{name}'"
                         )));
                     }
-                    slots[i] = Some(v.clone());
+                    slots[i] = Some(v);
                 }
             }
         }
@@ -179,7 +209,13 @@ impl CallArgs {
         let values = params
             .iter()
             .zip(slots)
-            .map(|((p, d), s)| (p.to_string(), s.or_else(|| d.clone()).unwrap_or_default()))
+            .map(|((p, d), s)| {
+                let value = match s {
+                    Some(v) => Cow::Borrowed(v),
+                    None => Cow::Owned(d.clone().unwrap_or_default()),
+                };
+                (*p, value)
+            })
             .collect();
         Ok(Bound { values })
     }
@@ -240,14 +276,14 @@ mod tests {
             positional: vec![PyValue::Int(1)],
             keyword: vec![("b".into(), PyValue::Int(2))],
         };
-        let b = args.bind("C.f", &params()).unwrap();
+        let b = args.bind(&MethodName::new("C", "f"), &params()).unwrap();
         assert_eq!(b.get("c"), &PyValue::Int(3));
         assert_eq!(b.get("b"), &PyValue::Int(2));
     }
 
     #[test]
     fn errors_like_python() {
-        let err = |a: CallArgs| a.bind("C.f", &params()).unwrap_err().0;
+        let err = |a: CallArgs| a.bind(&MethodName::new("C", "f"), &params()).unwrap_err().0;
         assert_eq!(
             err(CallArgs::default()),
             "C.f() missing 2 required positional arguments: 'a' and 'b'"

@@ -195,6 +195,19 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self) -> Option<String> {
         let start = self.pos;
+        // ASCII names, the usual case, byte by byte.
+        let ascii = self.src.get(start..)?;
+        let n = ascii
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
+            .unwrap_or(ascii.len());
+        if ascii.get(n).is_none_or(u8::is_ascii) {
+            if n == 0 || ascii[0].is_ascii_digit() {
+                return None;
+            }
+            self.pos = start + n;
+            return Some(self.text[start..start + n].to_string());
+        }
         let rest = self.text.get(start..)?;
         let mut end = start;
         for (i, ch) in rest.char_indices() {
@@ -544,12 +557,18 @@ impl<'a> Parser<'a> {
                 self.escape(raw, out)?;
                 continue;
             }
-            let ch = self.text[self.pos..]
-                .chars()
-                .next()
+            // A run of text up to the next quote, backslash or line break, copied at once.
+            let run = self.src[self.pos..]
+                .iter()
+                .position(|&b| b == q || b == b'\\' || b == b'\n' || b == b'\r')
+                .unwrap_or(self.src.len() - self.pos);
+            let end = self.pos + run.max(1);
+            let text = self
+                .text
+                .get(self.pos..end)
                 .ok_or_else(|| self.err("invalid text"))?;
-            out.push(ch);
-            self.pos += ch.len_utf8();
+            out.push_str(text);
+            self.pos = end;
         }
     }
 

@@ -77,8 +77,10 @@ impl Executor {
         }
         let result = parse_expr(call)
             .map_err(|e| ToolError(e.message))
-            .and_then(|e| self.eval(&e));
+            .and_then(|e| self.eval(e));
         match result {
+            // A `str` result is the text itself: moved, not copied.
+            Ok(PyValue::Str(s)) => s,
             Ok(v) => render(&v),
             Err(e) => format!("{ERROR_PREFIX}{}", e.0),
         }
@@ -113,11 +115,14 @@ impl Executor {
     }
 
     /// The executor's forbidden-name rule on the call string with instance names prefixed:
-    /// the text before the first `(`, then the part after its first `.`.
+    /// the text before the first `(`, then the part after its first `.`. The prefixed text is
+    /// not built: the name is read off the call string around where the prefix would go.
     fn forbidden_name(&self, call: &str) -> Option<String> {
-        let mut head = call.split('(').next().unwrap_or("").to_string();
+        let mut head = call.split('(').next().unwrap_or("");
+        // The reference rewrites a name right before the `(` (spaces between them dropped),
+        // prefixing `instance.` to a method name.
+        let mut prefix_at = None;
         if call.contains('(') {
-            // The reference prefixes `instance.` to a method name right before the `(`.
             let trimmed = head.trim_end();
             let ident_start = trimmed
                 .char_indices()
@@ -126,21 +131,36 @@ impl Executor {
                 .last()
                 .map(|(i, _)| i);
             if let Some(i) = ident_start {
-                let ident = &trimmed[i..];
+                head = trimmed;
                 let boundary_ok = trimmed[..i]
                     .chars()
                     .last()
                     .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-                if boundary_ok && self.method_index(ident).is_some() {
-                    head.insert_str(i, "instance.");
+                if boundary_ok && self.method_index(&trimmed[i..]).is_some() {
+                    prefix_at = Some(i);
                 }
             }
         }
-        let name = match head.split_once('.') {
-            Some((_, rest)) => rest.split('.').next().unwrap_or("").to_string(),
-            None => head,
+        let forbidden = |name: &str| FORBIDDEN.contains(&name).then(|| name.to_string());
+        let Some(i) = prefix_at else {
+            return match head.split_once('.') {
+                Some((_, rest)) => forbidden(rest.split('.').next().unwrap_or("")),
+                None => forbidden(head),
+            };
         };
-        FORBIDDEN.contains(&name.as_str()).then_some(name)
+        let (before, after) = head.split_at(i);
+        match before.split_once('.') {
+            // The first `.` is the prefix's: the name is the method and what follows it.
+            None => forbidden(after.split('.').next().unwrap_or("")),
+            Some((_, rest)) => match rest.split_once('.') {
+                Some((name, _)) => forbidden(name),
+                // The name runs into the prefix: `rest` followed by `instance`.
+                None => FORBIDDEN
+                    .iter()
+                    .find(|f| f.strip_prefix(rest) == Some("instance"))
+                    .map(|f| f.to_string()),
+            },
+        }
     }
 
     /// The instance whose class has method `name` (a later class wins, as in the reference,
@@ -152,10 +172,11 @@ impl Executor {
             .rposition(|c| c.functions.contains(&name))
     }
 
-    fn eval(&mut self, e: &Expr) -> Result<PyValue, ToolError> {
+    /// Evaluates a parsed call string, moving its literals into the arguments.
+    fn eval(&mut self, e: Expr) -> Result<PyValue, ToolError> {
         match e {
-            Expr::Value(v) => Ok(v.clone()),
-            Expr::Call(c) => self.call(c),
+            Expr::Value(v) => Ok(v),
+            Expr::Call(c) => self.call(*c),
             Expr::List(items) => Ok(PyValue::List(self.eval_all(items)?)),
             Expr::Tuple(items) => Ok(PyValue::Tuple(self.eval_all(items)?)),
             Expr::Set(items) => {
@@ -177,22 +198,25 @@ impl Executor {
         }
     }
 
-    fn eval_all(&mut self, items: &[Expr]) -> Result<Vec<PyValue>, ToolError> {
-        items.iter().map(|e| self.eval(e)).collect()
+    fn eval_all(&mut self, items: Vec<Expr>) -> Result<Vec<PyValue>, ToolError> {
+        items.into_iter().map(|e| self.eval(e)).collect()
     }
 
-    fn call(&mut self, c: &Call) -> Result<PyValue, ToolError> {
+    fn call(&mut self, c: Call) -> Result<PyValue, ToolError> {
         let first = c.name.split('.').next().unwrap_or("");
         let idx = match self.method_index(&c.name) {
             Some(i) if !c.name.contains('.') => i,
             _ => return Err(ToolError(format!("name '{first}' is not defined"))),
         };
-        let mut args = CallArgs::default();
-        for a in &c.args {
+        let mut args = CallArgs {
+            positional: Vec::with_capacity(c.args.len()),
+            keyword: Vec::with_capacity(c.kwargs.len()),
+        };
+        for a in c.args {
             args.positional.push(self.eval(a)?);
         }
-        for (k, v) in &c.kwargs {
-            args.keyword.push((k.clone(), self.eval(v)?));
+        for (k, v) in c.kwargs {
+            args.keyword.push((k, self.eval(v)?));
         }
         self.snapshots[idx] = None;
         self.envs[idx].call(&c.name, &args)
@@ -319,6 +343,21 @@ mod tests {
             ex.execute("kill(1)"),
             "Error during execution: Function call kill is not allowed."
         );
+        // The forbidden-name rule reads the name after the first `.` of the call with
+        // `instance.` put before a known method (results from BFCL's executor).
+        for (call, expected) in [
+            ("x.quit.ls()", "Function call quit is not allowed."),
+            ("a.kill(1)", "Function call kill is not allowed."),
+            ("run.ls()", "name 'run' is not defined"),
+            ("ls.run()", "Function call run is not allowed."),
+            ("kill ()", "Function call kill is not allowed."),
+        ] {
+            assert_eq!(
+                ex.execute(call),
+                format!("{ERROR_PREFIX}{expected}"),
+                "{call}"
+            );
+        }
         assert!(ex.execute("cd(folder=").starts_with(ERROR_PREFIX));
         assert!(ex
             .execute("cd()")

@@ -67,8 +67,8 @@ impl PyValue {
             PyValue::Int(i) => {
                 let _ = write!(out, "{i}");
             }
-            PyValue::Float(f) => out.push_str(&float_repr(*f)),
-            PyValue::Str(s) => out.push_str(&str_repr(s)),
+            PyValue::Float(f) => write_float_repr(out, *f),
+            PyValue::Str(s) => write_str_repr(out, s),
             PyValue::List(items) => {
                 out.push('[');
                 write_items(out, items);
@@ -170,7 +170,7 @@ impl PyValue {
             PyValue::Int(i) => {
                 let _ = write!(out, "{i}");
             }
-            PyValue::Float(f) => out.push_str(&json_float(*f)),
+            PyValue::Float(f) => write_json_float(out, *f),
             PyValue::Str(s) => write_json_str(out, s),
             PyValue::List(items) | PyValue::Tuple(items) | PyValue::Set(items) => {
                 out.push('[');
@@ -188,7 +188,7 @@ impl PyValue {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_json_str(out, &json_key(k));
+                    write_json_key(out, k);
                     out.push_str(": ");
                     v.write_json(out);
                 }
@@ -339,12 +339,26 @@ fn json_key(k: &PyValue) -> String {
 }
 
 fn json_float(f: f64) -> String {
+    let mut out = String::new();
+    write_json_float(&mut out, f);
+    out
+}
+
+fn write_json_float(out: &mut String, f: f64) {
     if f.is_nan() {
-        "NaN".to_string()
+        out.push_str("NaN");
     } else if f.is_infinite() {
-        if f > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
-        float_repr(f)
+        write_float_repr(out, f);
+    }
+}
+
+/// A dict key as `json.dumps` writes it (a quoted string).
+fn write_json_key(out: &mut String, k: &PyValue) {
+    match k {
+        PyValue::Str(s) => write_json_str(out, s),
+        other => write_json_str(out, &json_key(other)),
     }
 }
 
@@ -389,57 +403,135 @@ fn write_json_char(out: &mut String, c: char) {
 /// Python's `repr(float)`: the shortest round-tripping digits, fixed notation for decimal
 /// exponents in `[-4, 16)`, scientific (`1e-05`, `1.5e+16`) otherwise.
 pub fn float_repr(f: f64) -> String {
+    let mut out = String::new();
+    write_float_repr(&mut out, f);
+    out
+}
+
+/// A fixed-size text buffer for `{:e}` of an `f64` (at most 24 bytes: `-d.dddddddddddddddde-308`).
+struct SciBuf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl std::fmt::Write for SciBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Appends [`float_repr`]'s text to `out`, without allocating.
+fn write_float_repr(out: &mut String, f: f64) {
     if f.is_nan() {
-        return "nan".to_string();
+        out.push_str("nan");
+        return;
     }
     if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_string();
+        out.push_str(if f > 0.0 { "inf" } else { "-inf" });
+        return;
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
+        out.push_str(if f.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
     }
     // Rust's `{:e}` gives the shortest round-tripping digits as `d.ddde±x`.
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (sci.as_str(), 0),
+    let mut sci = SciBuf {
+        bytes: [0; 32],
+        len: 0,
     };
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if f < 0.0 { "-" } else { "" };
+    if write!(sci, "{:e}", f.abs()).is_err() {
+        // Cannot happen (an f64's `{:e}` is at most 24 bytes); fall back to the slow path.
+        let _ = write!(out, "{}", f);
+        return;
+    }
+    let text = &sci.bytes[..sci.len];
+    let (mantissa, exp) = match text.iter().position(|&c| c == b'e') {
+        Some(i) => (
+            &text[..i],
+            std::str::from_utf8(&text[i + 1..])
+                .ok()
+                .and_then(|e| e.parse::<i32>().ok())
+                .unwrap_or(0),
+        ),
+        None => (text, 0),
+    };
+    let mut digit_buf = [0u8; 24];
+    let mut n = 0;
+    for &c in mantissa {
+        if c.is_ascii_digit() && n < digit_buf.len() {
+            digit_buf[n] = c;
+            n += 1;
+        }
+    }
+    // ASCII digits only, so the conversion cannot fail.
+    let digits = std::str::from_utf8(&digit_buf[..n]).unwrap_or("0");
+    if f < 0.0 {
+        out.push('-');
+    }
     if (-4..16).contains(&exp) {
         let point = exp + 1; // digits before the decimal point
-        let body = if point <= 0 {
-            format!("0.{}{}", "0".repeat((-point) as usize), digits)
+        if point <= 0 {
+            out.push_str("0.");
+            for _ in 0..-point {
+                out.push('0');
+            }
+            out.push_str(digits);
         } else if (point as usize) >= digits.len() {
-            format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
+            out.push_str(digits);
+            for _ in 0..point as usize - digits.len() {
+                out.push('0');
+            }
+            out.push_str(".0");
         } else {
             let (a, b) = digits.split_at(point as usize);
-            format!("{a}.{b}")
-        };
-        format!("{sign}{body}")
+            out.push_str(a);
+            out.push('.');
+            out.push_str(b);
+        }
     } else {
         let (first, rest) = digits.split_at(1);
-        let mant = if rest.is_empty() {
-            first.to_string()
-        } else {
-            format!("{first}.{rest}")
-        };
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
         let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{mant}e{esign}{:02}", exp.abs())
+        let _ = write!(out, "e{esign}{:02}", exp.abs());
     }
 }
 
 /// Python's `repr(str)`: single quotes unless the text holds a `'` and no `"`; backslash
 /// escapes for the quote, `\\`, `\n`, `\r`, `\t` and non-printable characters.
 pub fn str_repr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_str_repr(&mut out, s);
+    out
+}
+
+/// Appends [`str_repr`]'s text to `out`.
+fn write_str_repr(out: &mut String, s: &str) {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
         '\''
     };
-    let mut out = String::with_capacity(s.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(quote);
-    for c in s.chars() {
+    // Printable ASCII other than the quote and `\\` is copied as is, in runs.
+    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != quote as u8 && b != b'\\';
+    let mut rest = s;
+    while !rest.is_empty() {
+        let run = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
+        out.push_str(&rest[..run]);
+        rest = &rest[run..];
+        let Some(c) = rest.chars().next() else {
+            break;
+        };
+        rest = &rest[c.len_utf8()..];
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
@@ -463,7 +555,6 @@ pub fn str_repr(s: &str) -> String {
         }
     }
     out.push(quote);
-    out
 }
 
 /// Python's `str.isprintable` for one character, approximated by the categories BFCL's data

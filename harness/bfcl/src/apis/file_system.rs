@@ -5,7 +5,7 @@
 
 use indexmap::IndexMap;
 
-use crate::env::{CallArgs, ToolEnv, ToolError};
+use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::locate::long_context_value;
 use crate::value::PyValue;
 
@@ -275,7 +275,10 @@ impl GorillaFileSystem {
                 .is_some_and(|s| s.chars().count() == 1 && INVALID_NAME_CHARS.contains(s))
         };
         match v {
-            PyValue::Str(s) => Ok(!s.chars().any(|c| INVALID_NAME_CHARS.contains(c))),
+            // The invalid characters are ASCII: a byte scan finds them.
+            PyValue::Str(s) => Ok(!s
+                .bytes()
+                .any(|b| INVALID_NAME_CHARS.as_bytes().contains(&b))),
             PyValue::List(items) | PyValue::Tuple(items) | PyValue::Set(items) => {
                 Ok(!items.iter().any(bad))
             }
@@ -893,7 +896,7 @@ impl ToolEnv for GorillaFileSystem {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let q = format!("GorillaFileSystem.{func}");
+        let q = MethodName::new("GorillaFileSystem", func);
         let req = |n: &'static str| (n, None);
         let opt = |n: &'static str, v: PyValue| (n, Some(v));
         match func {

@@ -3,7 +3,7 @@
 //! `logarithm`'s mpmath result and `square_root`'s `Decimal` are reproduced in binary64, exact
 //! up to about 15 significant digits of precision.
 
-use crate::env::{CallArgs, ToolEnv, ToolError};
+use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::value::PyValue;
 
 use super::message::contains;
@@ -663,7 +663,7 @@ impl ToolEnv for MathApi {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let q = format!("MathAPI.{func}");
+        let q = MethodName::new("MathAPI", func);
         let two = |a: &'static str, b: &'static str| args.bind(&q, &[(a, None), (b, None)]);
         match func {
             "logarithm" => {

@@ -1,7 +1,7 @@
 //! `MessageAPI`: BFCL's workspace messaging. Attributes loaded from the scenario keep whatever
 //! Python values the scenario gives them, so type surprises fail where the reference fails.
 
-use crate::env::{CallArgs, ToolEnv, ToolError};
+use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::parse::dict_insert;
 use crate::pyrandom::PyRandom;
 use crate::value::PyValue;
@@ -170,7 +170,7 @@ fn lower(v: &PyValue) -> Result<String, ToolError> {
 
 impl MessageApi {
     fn load(&mut self, scenario: &serde_json::Value) {
-        let get = |k: &str| scenario.get(k).map(PyValue::from_json);
+        let get = |k: &str| super::pyops::scenario_get(scenario, k);
         self.random = PyRandom::new(
             scenario
                 .get("random_seed")
@@ -481,7 +481,7 @@ impl ToolEnv for MessageApi {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let q = format!("MessageAPI.{func}");
+        let q = MethodName::new("MessageAPI", func);
         match func {
             "list_users" => {
                 args.bind(&q, &[])?;

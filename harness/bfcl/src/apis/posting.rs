@@ -2,7 +2,7 @@
 //! without `mentions` share one default list, as the reference's mutable default argument
 //! does within an instance, so `mention` on one of them shows on all of them.
 
-use crate::env::{CallArgs, ToolEnv, ToolError};
+use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::parse::dict_insert;
 use crate::value::PyValue;
 
@@ -121,7 +121,7 @@ fn index<'a>(d: &'a PyValue, key: &str) -> Result<&'a PyValue, ToolError> {
 
 impl TwitterApi {
     fn load(&mut self, scenario: &serde_json::Value) -> Result<(), ToolError> {
-        let get = |k: &str| scenario.get(k).map(PyValue::from_json);
+        let get = |k: &str| super::pyops::scenario_get(scenario, k);
         self.username = get("username").unwrap_or(PyValue::str("john"));
         self.password = get("password").unwrap_or(PyValue::str("john123"));
         self.authenticated = get("authenticated").unwrap_or(PyValue::Bool(false));
@@ -443,7 +443,7 @@ impl ToolEnv for TwitterApi {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let q = format!("TwitterAPI.{func}");
+        let q = MethodName::new("TwitterAPI", func);
         match func {
             "authenticate_twitter" => {
                 let b = args.bind(&q, &[("username", None), ("password", None)])?;

@@ -952,9 +952,10 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// The value under `key` of a class's scenario config (`scenario.get(key)`), converted to a
-/// Python value.
+/// Python value. A scan of the few keys, cheaper than hashing the key for the map's index.
 pub fn scenario_get(config: &serde_json::Value, key: &str) -> Option<PyValue> {
-    config.get(key).map(PyValue::from_json)
+    let (_, value) = config.as_object()?.iter().find(|(k, _)| *k == key)?;
+    Some(PyValue::from_json(value))
 }
 
 /// The check `_load_scenario` implicitly makes: its scenario must be a dict.

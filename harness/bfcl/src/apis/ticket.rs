@@ -5,7 +5,7 @@ use super::pyops::{
     append, binop, check_scenario, compare, dict, dict_keys, eq, err_dict, getitem, getitem_mut,
     is_str, iterate, join, no_method, scenario_get, setitem, str_recv, BinOp, CmpOp, PyResult,
 };
-use crate::env::{Bound, CallArgs, ToolEnv, ToolError};
+use crate::env::{Bound, CallArgs, MethodName, ToolEnv, ToolError};
 use crate::value::PyValue;
 
 /// The public methods, in the order `inspect.getmembers` lists them.
@@ -241,8 +241,9 @@ impl ToolEnv for TicketApi {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let bind =
-            |params: &[(&str, Option<PyValue>)]| args.bind(&format!("TicketAPI.{func}"), params);
+        let bind = |params: &[(&'static str, Option<PyValue>)]| {
+            args.bind(&MethodName::new("TicketAPI", func), params)
+        };
         match func {
             "create_ticket" => {
                 let b = bind(&[

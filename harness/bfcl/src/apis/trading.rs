@@ -8,7 +8,7 @@ use super::pyops::{
     no_attribute, no_method, randint, scenario_get, seeded, setitem, str_recv, strptime, to_float,
     to_int, to_int_value, BinOp, CmpOp, DateTime, PyResult,
 };
-use crate::env::{Bound, CallArgs, ToolEnv, ToolError};
+use crate::env::{Bound, CallArgs, MethodName, ToolEnv, ToolError};
 use crate::locate::long_context_value;
 use crate::parse::{dict_insert, ELLIPSIS};
 use crate::pyrandom::PyRandom;
@@ -128,22 +128,39 @@ pub struct TradingBot {
     random: PyRandom,
 }
 
+/// `DEFAULT_STATE[key]` of the reference (`None` for a key it does not have), built only
+/// for the keys a scenario leaves out.
+fn default_state(key: &str) -> PyValue {
+    match key {
+        "orders" => default_orders(),
+        "account_info" => dict(vec![
+            ("account_id", PyValue::Int(12345)),
+            ("balance", PyValue::Float(10000.0)),
+            ("binding_card", PyValue::Int(1_974_202_140_965_533)),
+        ]),
+        "authenticated" => PyValue::Bool(false),
+        "market_status" => PyValue::str("Closed"),
+        "order_counter" => PyValue::Int(12446),
+        "stocks" => default_stocks(),
+        "watch_list" => PyValue::List(strs(&["NVDA"])),
+        "transaction_history" => PyValue::List(Vec::new()),
+        "random_seed" => PyValue::Int(DEFAULT_SEED),
+        _ => PyValue::None,
+    }
+}
+
 impl Default for TradingBot {
     /// The state `_load_scenario({})` gives (the reference's `DEFAULT_STATE`).
     fn default() -> Self {
         TradingBot {
-            orders: default_orders(),
-            account_info: dict(vec![
-                ("account_id", PyValue::Int(12345)),
-                ("balance", PyValue::Float(10000.0)),
-                ("binding_card", PyValue::Int(1_974_202_140_965_533)),
-            ]),
-            authenticated: PyValue::Bool(false),
-            market_status: PyValue::str("Closed"),
-            order_counter: PyValue::Int(12446),
-            stocks: default_stocks(),
-            watch_list: PyValue::List(strs(&["NVDA"])),
-            transaction_history: PyValue::List(Vec::new()),
+            orders: default_state("orders"),
+            account_info: default_state("account_info"),
+            authenticated: default_state("authenticated"),
+            market_status: default_state("market_status"),
+            order_counter: default_state("order_counter"),
+            stocks: default_state("stocks"),
+            watch_list: default_state("watch_list"),
+            transaction_history: default_state("transaction_history"),
             long_context: false,
             random: PyRandom::new(DEFAULT_SEED),
         }
@@ -533,8 +550,8 @@ impl ToolEnv for TradingBot {
         long_context: bool,
     ) -> Result<(), ToolError> {
         check_scenario(config)?;
-        let d = TradingBot::default();
-        let orders = scenario_get(config, "orders").unwrap_or(d.orders);
+        let get = |key: &str| scenario_get(config, key).unwrap_or_else(|| default_state(key));
+        let orders = get("orders");
         let mut converted = Vec::new();
         match &orders {
             PyValue::Dict(items) => {
@@ -549,22 +566,22 @@ impl ToolEnv for TradingBot {
             other => return Err(no_attribute(other, "items")),
         }
         self.orders = PyValue::Dict(converted);
-        let get = |key: &str, default: PyValue| scenario_get(config, key).unwrap_or(default);
-        self.account_info = get("account_info", d.account_info);
-        self.authenticated = get("authenticated", d.authenticated);
-        self.market_status = get("market_status", d.market_status);
-        self.order_counter = get("order_counter", d.order_counter);
-        self.stocks = get("stocks", d.stocks);
-        self.watch_list = get("watch_list", d.watch_list);
-        self.transaction_history = get("transaction_history", d.transaction_history);
+        self.account_info = get("account_info");
+        self.authenticated = get("authenticated");
+        self.market_status = get("market_status");
+        self.order_counter = get("order_counter");
+        self.stocks = get("stocks");
+        self.watch_list = get("watch_list");
+        self.transaction_history = get("transaction_history");
         self.long_context = long_context;
-        self.random = seeded(&get("random_seed", PyValue::Int(DEFAULT_SEED)))?;
+        self.random = seeded(&get("random_seed"))?;
         Ok(())
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let bind =
-            |params: &[(&str, Option<PyValue>)]| args.bind(&format!("TradingBot.{func}"), params);
+        let bind = |params: &[(&'static str, Option<PyValue>)]| {
+            args.bind(&MethodName::new("TradingBot", func), params)
+        };
         let none = || Some(PyValue::None);
         match func {
             "get_current_time" => {

@@ -8,7 +8,7 @@ use super::pyops::{
     getitem, getitem_mut, hashable, is_str, iterate, no_method, randint, round2, scenario_get,
     seeded, setitem, str_recv, strptime, to_float, to_int, today, BinOp, CmpOp, PyResult,
 };
-use crate::env::{Bound, CallArgs, ToolEnv, ToolError};
+use crate::env::{Bound, CallArgs, MethodName, ToolEnv, ToolError};
 use crate::locate::long_context_value;
 use crate::pyrandom::PyRandom;
 use crate::value::PyValue;
@@ -271,7 +271,9 @@ fn cost_factors(
     date: &PyValue,
     class: &PyValue,
 ) -> PyResult<Result<CostFactors, ToolError>> {
-    hashable(&PyValue::Tuple(vec![from.clone(), to.clone()]))?;
+    // `(from, to)` as a dict key: hashable when both are.
+    hashable(from)?;
+    hashable(to)?;
     let Some(&(_, _, base)) = BASE_COSTS
         .iter()
         .find(|(f, t, _)| is_str(from, f) && is_str(to, t))
@@ -290,10 +292,17 @@ fn cost_factors(
         )));
     };
     let mut digit_sum: i64 = 0;
-    for ch in iterate(date)? {
-        let s = str_recv(&ch, "isdigit")?;
-        if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
-            digit_sum = digit_sum.saturating_add(to_int(&ch)?);
+    if let PyValue::Str(s) = date {
+        // The characters of a `str`, without a value for each.
+        for b in s.bytes().filter(u8::is_ascii_digit) {
+            digit_sum = digit_sum.saturating_add(i64::from(b - b'0'));
+        }
+    } else {
+        for ch in iterate(date)? {
+            let s = str_recv(&ch, "isdigit")?;
+            if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
+                digit_sum = digit_sum.saturating_add(to_int(&ch)?);
+            }
         }
     }
     let date_multiplier = if digit_sum % 2 == 0 { 2 } else { 1 };
@@ -461,14 +470,15 @@ impl TravelApi {
             return Ok(fail(FLAG, "Balance not found"));
         }
         let (from, to) = (b.get("travel_from"), b.get("travel_to"));
-        let airports = PyValue::List(AIRPORTS.iter().map(|a| PyValue::str(*a)).collect());
-        if !contains(&airports, from)? {
+        // `code in self.list_all_airports()`: equal to one of the codes (no hashing).
+        let is_airport = |code: &PyValue| AIRPORTS.iter().any(|a| is_str(code, a));
+        if !is_airport(from) {
             return Ok(fail(
                 FLAG,
                 format!("Invalid departure airport code: {}", from.py_str()),
             ));
         }
-        if !contains(&airports, to)? {
+        if !is_airport(to) {
             return Ok(fail(
                 FLAG,
                 format!("Invalid destination airport code: {}", to.py_str()),
@@ -709,8 +719,9 @@ impl ToolEnv for TravelApi {
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let bind =
-            |params: &[(&str, Option<PyValue>)]| args.bind(&format!("TravelAPI.{func}"), params);
+        let bind = |params: &[(&'static str, Option<PyValue>)]| {
+            args.bind(&MethodName::new("TravelAPI", func), params)
+        };
         let token = ("access_token", None);
         match func {
             "authenticate_travel" => self.authenticate_travel(&bind(&[

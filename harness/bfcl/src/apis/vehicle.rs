@@ -7,7 +7,7 @@ use super::pyops::{
     binop, check_scenario, compare, dict, dict_keys, eq, err_dict, getitem, is_str, iterate, join,
     no_attribute, no_method, scenario_get, seeded, setitem, to_float, BinOp, CmpOp, PyResult,
 };
-use crate::env::{Bound, CallArgs, ToolEnv, ToolError};
+use crate::env::{Bound, CallArgs, MethodName, ToolEnv, ToolError};
 use crate::locate::long_context_value;
 use crate::parse::dict_insert;
 use crate::pyrandom::PyRandom;
@@ -107,38 +107,67 @@ pub struct VehicleControlApi {
     random: PyRandom,
 }
 
+/// `DEFAULT_STATE[key]` of the reference (`None` for a key it does not have), built only
+/// for the keys a scenario leaves out.
+fn default_state(key: &str) -> PyValue {
+    match key {
+        "fuelLevel" => float(0.0),
+        "batteryVoltage" => float(12.6),
+        "engineState" => PyValue::str("stopped"),
+        "doorStatus" => dict(
+            ["driver", "passenger", "rear_left", "rear_right"]
+                .into_iter()
+                .map(|door| (door, PyValue::str("unlocked")))
+                .collect(),
+        ),
+        "acTemperature" => float(25.0),
+        "fanSpeed" => PyValue::Int(50),
+        "acMode" => PyValue::str("auto"),
+        "humidityLevel" => float(50.0),
+        "headLightStatus" => PyValue::str("off"),
+        "parkingBrakeStatus" => PyValue::str("released"),
+        "parkingBrakeForce" => float(0.0),
+        "slopeAngle" => float(0.0),
+        "brakePedalStatus" => PyValue::str("released"),
+        "brakePedalForce" => float(0.0),
+        "distanceToNextVehicle" => float(50.0),
+        "cruiseStatus" => PyValue::str("inactive"),
+        "destination" => PyValue::str("None"),
+        "frontLeftTirePressure" => float(32.0),
+        "frontRightTirePressure" => float(32.0),
+        "rearLeftTirePressure" => float(30.0),
+        "rearRightTirePressure" => float(30.0),
+        "random_seed" => PyValue::Int(DEFAULT_SEED),
+        _ => PyValue::None,
+    }
+}
+
 impl Default for VehicleControlApi {
     /// The state `_load_scenario({})` gives (the reference's `DEFAULT_STATE`).
     fn default() -> Self {
-        let unlocked = PyValue::str("unlocked");
         VehicleControlApi {
-            fuel_level: float(0.0),
-            battery_voltage: float(12.6),
-            engine_state: PyValue::str("stopped"),
+            fuel_level: default_state("fuelLevel"),
+            battery_voltage: default_state("batteryVoltage"),
+            engine_state: default_state("engineState"),
             remaining_unlocked_doors: PyValue::Int(4),
-            door_status: dict(vec![
-                ("driver", unlocked.clone()),
-                ("passenger", unlocked.clone()),
-                ("rear_left", unlocked.clone()),
-                ("rear_right", unlocked),
-            ]),
-            ac_temperature: float(25.0),
-            fan_speed: PyValue::Int(50),
-            ac_mode: PyValue::str("auto"),
-            humidity_level: float(50.0),
-            head_light_status: PyValue::str("off"),
-            parking_brake_status: PyValue::str("released"),
-            parking_brake_force: float(0.0),
-            slope_angle: float(0.0),
-            brake_pedal_status: PyValue::str("released"),
-            brake_pedal_force: float(0.0),
-            distance_to_next_vehicle: float(50.0),
-            cruise_status: PyValue::str("inactive"),
-            destination: PyValue::str("None"),
-            front_left_tire_pressure: float(32.0),
-            front_right_tire_pressure: float(32.0),
-            rear_left_tire_pressure: float(30.0),
-            rear_right_tire_pressure: float(30.0),
+            door_status: default_state("doorStatus"),
+            ac_temperature: default_state("acTemperature"),
+            fan_speed: default_state("fanSpeed"),
+            ac_mode: default_state("acMode"),
+            humidity_level: default_state("humidityLevel"),
+            head_light_status: default_state("headLightStatus"),
+            parking_brake_status: default_state("parkingBrakeStatus"),
+            parking_brake_force: default_state("parkingBrakeForce"),
+            slope_angle: default_state("slopeAngle"),
+            brake_pedal_status: default_state("brakePedalStatus"),
+            brake_pedal_force: default_state("brakePedalForce"),
+            distance_to_next_vehicle: default_state("distanceToNextVehicle"),
+            cruise_status: default_state("cruiseStatus"),
+            destination: default_state("destination"),
+            front_left_tire_pressure: default_state("frontLeftTirePressure"),
+            front_right_tire_pressure: default_state("frontRightTirePressure"),
+            rear_left_tire_pressure: default_state("rearLeftTirePressure"),
+            rear_right_tire_pressure: default_state("rearRightTirePressure"),
             long_context: false,
             random: PyRandom::new(DEFAULT_SEED),
         }
@@ -446,13 +475,12 @@ impl ToolEnv for VehicleControlApi {
         long_context: bool,
     ) -> Result<(), ToolError> {
         check_scenario(config)?;
-        let d = VehicleControlApi::default();
-        let get = |key: &str, default: PyValue| scenario_get(config, key).unwrap_or(default);
-        self.random = seeded(&get("random_seed", PyValue::Int(DEFAULT_SEED)))?;
-        self.fuel_level = get("fuelLevel", d.fuel_level);
-        self.battery_voltage = get("batteryVoltage", d.battery_voltage);
-        self.engine_state = get("engineState", d.engine_state);
-        self.door_status = get("doorStatus", d.door_status);
+        let get = |key: &str| scenario_get(config, key).unwrap_or_else(|| default_state(key));
+        self.random = seeded(&get("random_seed"))?;
+        self.fuel_level = get("fuelLevel");
+        self.battery_voltage = get("batteryVoltage");
+        self.engine_state = get("engineState");
+        self.door_status = get("doorStatus");
         let mut locked = 0;
         for door in dict_keys(&self.door_status)? {
             if is_str(&*getitem(&self.door_status, &door)?, "locked") {
@@ -460,30 +488,30 @@ impl ToolEnv for VehicleControlApi {
             }
         }
         self.remaining_unlocked_doors = PyValue::Int(4 - locked);
-        self.ac_temperature = get("acTemperature", d.ac_temperature);
-        self.fan_speed = get("fanSpeed", d.fan_speed);
-        self.ac_mode = get("acMode", d.ac_mode);
-        self.humidity_level = get("humidityLevel", d.humidity_level);
-        self.head_light_status = get("headLightStatus", d.head_light_status);
-        self.parking_brake_status = get("parkingBrakeStatus", d.parking_brake_status);
-        self.parking_brake_force = get("parkingBrakeForce", d.parking_brake_force);
-        self.slope_angle = get("slopeAngle", d.slope_angle);
-        self.brake_pedal_status = get("brakePedalStatus", d.brake_pedal_status);
-        self.brake_pedal_force = get("brakePedalForce", d.brake_pedal_force);
-        self.distance_to_next_vehicle = get("distanceToNextVehicle", d.distance_to_next_vehicle);
-        self.cruise_status = get("cruiseStatus", d.cruise_status);
-        self.destination = get("destination", d.destination);
-        self.front_left_tire_pressure = get("frontLeftTirePressure", d.front_left_tire_pressure);
-        self.front_right_tire_pressure = get("frontRightTirePressure", d.front_right_tire_pressure);
-        self.rear_left_tire_pressure = get("rearLeftTirePressure", d.rear_left_tire_pressure);
-        self.rear_right_tire_pressure = get("rearRightTirePressure", d.rear_right_tire_pressure);
+        self.ac_temperature = get("acTemperature");
+        self.fan_speed = get("fanSpeed");
+        self.ac_mode = get("acMode");
+        self.humidity_level = get("humidityLevel");
+        self.head_light_status = get("headLightStatus");
+        self.parking_brake_status = get("parkingBrakeStatus");
+        self.parking_brake_force = get("parkingBrakeForce");
+        self.slope_angle = get("slopeAngle");
+        self.brake_pedal_status = get("brakePedalStatus");
+        self.brake_pedal_force = get("brakePedalForce");
+        self.distance_to_next_vehicle = get("distanceToNextVehicle");
+        self.cruise_status = get("cruiseStatus");
+        self.destination = get("destination");
+        self.front_left_tire_pressure = get("frontLeftTirePressure");
+        self.front_right_tire_pressure = get("frontRightTirePressure");
+        self.rear_left_tire_pressure = get("rearLeftTirePressure");
+        self.rear_right_tire_pressure = get("rearRightTirePressure");
         self.long_context = long_context;
         Ok(())
     }
 
     fn call(&mut self, func: &str, args: &CallArgs) -> Result<PyValue, ToolError> {
-        let bind = |params: &[(&str, Option<PyValue>)]| {
-            args.bind(&format!("VehicleControlAPI.{func}"), params)
+        let bind = |params: &[(&'static str, Option<PyValue>)]| {
+            args.bind(&MethodName::new("VehicleControlAPI", func), params)
         };
         match func {
             "startEngine" => self.start_engine(&bind(&[("ignitionMode", None)])?),

@@ -3,9 +3,10 @@
 //! Both sides do the same work on the same entries: every entry's calls executed turn by turn on
 //! fresh instances (instances created and scenarios loaded included; reading the input and
 //! showing states left out), on one thread, `--warmup` untimed runs then `--repeats` timed
-//! runs over all entries, the median reported. Time is the executing thread's CPU time where
-//! Linux tells it (`/proc/thread-self/schedstat`; Python's `time.thread_time`), so other
-//! processes on a loaded machine do not count; elsewhere both sides use the wall clock. BFCL's side is `execute_multi_turn_func_call`
+//! runs over all entries, the median reported. Time is the executing thread's CPU time on
+//! Linux, on both sides the same clock (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, which
+//! Python's `time.thread_time` reads), so other processes on a loaded machine do not count;
+//! elsewhere both sides use the wall clock. BFCL's side is `execute_multi_turn_func_call`
 //! from the installed `bfcl-eval` package, driven by `harness/bfcl/tests/bfcl_reference.py`
 //! (its `time` mode, embedded in the binary).
 
@@ -236,10 +237,23 @@ fn python_times(args: &BfclBenchArgs, cpu: bool) -> Result<PythonTimes, CliError
 /// The start of the wall clock of the runs.
 static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
-/// The calling thread's CPU time in seconds (Linux: the first field of
-/// `/proc/thread-self/schedstat`, nanoseconds on a CPU); `None` where it cannot be read.
+/// The calling thread's CPU time in seconds on Linux: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`,
+/// the clock Python's `time.thread_time` reads, to the nanosecond (`/proc/thread-self/schedstat`
+/// counts only whole scheduler ticks on some kernels, 4 ms, coarser than a run); `None` where
+/// it cannot be read.
+#[cfg(target_os = "linux")]
 fn thread_cpu_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(ns as f64 * 1e-9)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+}
+
+/// No thread CPU clock is read outside Linux: both sides use the wall clock.
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_seconds() -> Option<f64> {
+    None
 }
