@@ -40,6 +40,12 @@ pub struct ServeArgs {
     /// context, at most 8192.
     #[arg(long, requires = "gguf")]
     pub ctx: Option<usize>,
+    /// Conversations whose key/value caches the GGUF model keeps, so that a prompt extending
+    /// one (an agent's next turn) is fed from where it parts (default 4; 0: off, so that a
+    /// request's numbers never depend on earlier ones: 8-bit activations round differently
+    /// when a prompt is fed in two parts).
+    #[arg(long, requires = "gguf", value_name = "N")]
+    pub prefix_slots: Option<usize>,
     /// The seed of the random weights when no checkpoint is given.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -155,6 +161,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
             let options = GgufOptions {
                 context: args.ctx,
                 threads: args.threads,
+                prefix_slots: args.prefix_slots,
                 ..Default::default()
             };
             let model = Arc::new(

@@ -50,6 +50,9 @@ fn start(file: &str, what: &str) -> Option<Server> {
         "2048",
         "--served-model-name",
         "m",
+        // Replies are compared across requests: no prefix cache.
+        "--prefix-slots",
+        "0",
     ]))
 }
 

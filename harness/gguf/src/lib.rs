@@ -90,6 +90,58 @@ pub struct GgufOptions {
     /// the memory of a 4-bit file and lower speed. For checks against full-precision
     /// references.
     pub f32_weights: bool,
+    /// Sequences whose key/value caches are kept for reuse, as llama.cpp's and vLLM's prefix
+    /// caches do: a prompt that starts with the tokens of a kept sequence (an agent's next
+    /// turn: the last prompt, its reply, a tool result) is fed from where they part. `None`:
+    /// [`DEFAULT_PREFIX_SLOTS`]; `Some(0)`: off. Each slot holds up to a context's cache
+    /// (`2 · layers · kv_heads · head_dim · 4` bytes a token).
+    pub prefix_slots: Option<usize>,
+}
+
+/// The kept sequences when [`GgufOptions::prefix_slots`] is not set.
+pub const DEFAULT_PREFIX_SLOTS: usize = 4;
+
+/// Kept key/value caches and the tokens they hold, the most recently used last.
+struct PrefixCache {
+    slots: std::sync::Mutex<Vec<(Vec<u32>, Cache)>>,
+    capacity: usize,
+}
+
+impl PrefixCache {
+    /// The kept cache sharing the longest prefix with `prompt`, cut to at most
+    /// `prompt.len() - 1` tokens (the last prompt token is always fed, for its logits).
+    fn lookup(&self, prompt: &[u32]) -> Result<Option<Cache>, Error> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let best = slots
+            .iter()
+            .map(|(tokens, cache)| {
+                let common = tokens
+                    .iter()
+                    .zip(prompt)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (common.min(prompt.len() - 1).min(cache.len()), cache)
+            })
+            .max_by_key(|(n, _)| *n);
+        match best {
+            Some((n, cache)) if n > 0 => cache.prefix(n).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps `cache` of `tokens`, in place of a kept sequence that is a prefix of it, else of
+    /// the least recently used one.
+    fn keep(&self, tokens: Vec<u32>, cache: Cache) {
+        if self.capacity == 0 || tokens.len() != cache.len() {
+            return;
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|(t, _)| !tokens.starts_with(t));
+        if slots.len() >= self.capacity {
+            slots.remove(0);
+        }
+        slots.push((tokens, cache));
+    }
 }
 
 /// A GGUF model: weights, tokenizer, chat template.
@@ -101,6 +153,7 @@ pub struct GgufModel {
     end: Option<u32>,
     context: usize,
     pool: Option<rayon::ThreadPool>,
+    prefixes: PrefixCache,
 }
 
 impl std::fmt::Debug for GgufModel {
@@ -219,6 +272,10 @@ impl GgufModel {
             end,
             context,
             pool,
+            prefixes: PrefixCache {
+                slots: Default::default(),
+                capacity: options.prefix_slots.unwrap_or(DEFAULT_PREFIX_SLOTS),
+            },
         })
     }
 
@@ -269,12 +326,18 @@ impl GgufModel {
                 self.context
             )));
         }
-        let mut cache = self.weights.cache();
-        let logits = self.run(|| self.weights.forward(prompt, &mut cache))?;
+        let mut cache = match self.prefixes.lookup(prompt)? {
+            Some(kept) => kept,
+            None => self.weights.cache(),
+        };
+        let cached = cache.len();
+        let logits = self.run(|| self.weights.forward(&prompt[cached..], &mut cache))?;
         Ok(GgufDecoder {
             model: self,
             cache,
             logits,
+            tokens: Some(prompt.to_vec()),
+            cached,
         })
     }
 }
@@ -284,6 +347,26 @@ pub struct GgufDecoder<'a> {
     model: &'a GgufModel,
     cache: Cache,
     logits: Vec<f32>,
+    /// The tokens in the cache; `None` after a failed step, whose cache is not kept.
+    tokens: Option<Vec<u32>>,
+    /// Prompt tokens taken from the prefix cache.
+    cached: usize,
+}
+
+impl GgufDecoder<'_> {
+    /// How many of the prompt's tokens came from the model's prefix cache (not fed again).
+    pub fn cached_tokens(&self) -> usize {
+        self.cached
+    }
+}
+
+impl Drop for GgufDecoder<'_> {
+    /// Hands the cache to the model's prefix cache.
+    fn drop(&mut self) {
+        if let Some(tokens) = self.tokens.take() {
+            self.model.prefixes.keep(tokens, self.cache.clone());
+        }
+    }
 }
 
 impl std::fmt::Debug for GgufDecoder<'_> {
@@ -308,8 +391,20 @@ impl Decoder for GgufDecoder<'_> {
             )));
         }
         let (weights, cache) = (&self.model.weights, &mut self.cache);
-        self.logits = self.model.run(|| weights.forward(&[token], cache))?;
-        Ok(())
+        match self.model.run(|| weights.forward(&[token], cache)) {
+            Ok(logits) => {
+                self.logits = logits;
+                if let Some(t) = &mut self.tokens {
+                    t.push(token);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Some layers may hold the token's keys: the cache is not reused.
+                self.tokens = None;
+                Err(e.into())
+            }
+        }
     }
 
     fn len(&self) -> usize {

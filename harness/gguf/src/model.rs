@@ -127,7 +127,9 @@ pub(crate) struct Weights {
     device: Device,
 }
 
-/// The key/value cache of one sequence.
+/// The key/value cache of one sequence. Clones share their tensors (which are never written
+/// in place: feeding tokens makes new ones).
+#[derive(Clone)]
 pub(crate) struct Cache {
     kv: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
@@ -137,6 +139,21 @@ impl Cache {
     /// Tokens in the cache.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The cache of the first `n` tokens (`n` at most [`Cache::len`]).
+    pub(crate) fn prefix(&self, n: usize) -> Result<Cache, Error> {
+        let n = n.min(self.len);
+        let kv = self
+            .kv
+            .iter()
+            .map(|kv| match kv {
+                Some((k, v)) if n > 0 => Ok(Some((k.narrow(2, 0, n)?, v.narrow(2, 0, n)?))),
+                _ => Ok(None),
+            })
+            .collect::<candle_core::Result<_>>()
+            .map_err(model_error)?;
+        Ok(Cache { kv, len: n })
     }
 }
 

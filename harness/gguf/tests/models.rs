@@ -20,9 +20,12 @@ fn load(
 ) -> Option<&'static GgufModel> {
     let path = model_or_skip(what, file)?;
     cell.get_or_init(|| {
+        // Shared by tests that run in parallel and compare runs: no prefix cache, so that a
+        // request's numbers do not depend on the ones before it.
         let options = GgufOptions {
             context: Some(2048),
             f32_weights,
+            prefix_slots: Some(0),
             ..Default::default()
         };
         Some(GgufModel::open(&path, &options).unwrap_or_else(|e| panic!("{file}: {e}")))
@@ -240,6 +243,66 @@ fn sampled_logprobs_are_the_decoders() {
         assert!((want - lp).abs() < 1e-4, "token {t}: {lp} vs {want}");
         d.push(t).unwrap();
     }
+}
+
+/// A second turn through a model with a prefix cache: `(tokens reused, the largest log-prob
+/// difference from `fresh`, a model without one)`.
+fn second_turn(path: &std::path::Path, f32_weights: bool, fresh: &GgufModel) -> (usize, f32) {
+    let options = GgufOptions {
+        context: Some(2048),
+        f32_weights,
+        ..Default::default()
+    };
+    let m = GgufModel::open(path, &options).unwrap();
+    let first = m.chat_prompt("Count to five:").unwrap();
+    let params = SamplingParams {
+        max_new_tokens: 8,
+        temperature: 0.0,
+        seed: 0,
+    };
+    let reply = m.generate(&first, &params).unwrap();
+    // The next turn: the first prompt, the reply, a new message.
+    let mut next = first.clone();
+    next.extend(&reply.tokens);
+    next.extend(
+        m.tokenizer()
+            .encode("<|im_end|>\n<|im_start|>user\nNow count to six.<|im_end|>\n"),
+    );
+    let reused = m.start(&next).unwrap();
+    // The first decoder was kept with the prompt and every token it generated.
+    assert_eq!(reused.cached_tokens(), first.len() + reply.tokens.len());
+    let alone = fresh.start(&next).unwrap();
+    assert_eq!(alone.cached_tokens(), 0);
+    let (a, b) = (log_softmax(reused.logits()), log_softmax(alone.logits()));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, _)| **x > -10.0)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    // An unrelated prompt reuses nothing.
+    let other = m.tokenizer().encode("Hello");
+    assert_eq!(m.start(&other).unwrap().cached_tokens(), 0);
+    (reused.cached_tokens(), worst)
+}
+
+#[test]
+fn prefix_cache_feeds_a_conversation_from_where_it_parts() {
+    let test = "prefix_cache_feeds_a_conversation_from_where_it_parts";
+    let (Some(path), Some(fresh), Some(fresh_f32)) =
+        (model_or_skip(test, SMOLLM2), smollm(test), smollm_f32(test))
+    else {
+        return;
+    };
+    // Exact arithmetic: the same numbers up to the order of the sums.
+    let (n, worst) = second_turn(&path, true, fresh_f32);
+    eprintln!("{test}: f32 weights: {n} tokens reused; log-probs within {worst}");
+    assert!(worst < 1e-3, "f32: log-probs differ by {worst}");
+    // Quantized: the prompt fed in two parts instead of one rounds the 8-bit activations
+    // differently (measured: 0.13 nats).
+    let (n, worst) = second_turn(&path, false, fresh);
+    eprintln!("{test}: quantized: {n} tokens reused; log-probs within {worst}");
+    assert!(worst < 0.3, "log-probs differ by {worst}");
 }
 
 #[test]
