@@ -7,7 +7,7 @@
 //! one is measured, and the measurements alternate between them so that a change of the
 //! machine's load falls on both. The prompt is a fixed text, tokenized by `supo serve`, cut to
 //! `--prompt-tokens` ids, and sent to both as token ids to `/v1/completions`, greedy, ignoring
-//! the end token, with llama.cpp's prompt cache off:
+//! the end token, with both servers' prompt caches off:
 //!
 //! - prompt tokens/s: the prompt's length over the time of a request for one token;
 //! - generated tokens/s: the tokens beyond the first over the extra time of a request for
@@ -122,6 +122,8 @@ fn spawn_supo(args: &GenerateBenchArgs) -> Result<Spawned, CliError> {
         .args(["--threads", &args.threads.to_string()])
         .args(["--ctx", &args.ctx.to_string()])
         .args(["--served-model-name", SERVED])
+        // Each request feeds the whole prompt, as llama-server's with `cache_prompt` off.
+        .args(["--prefix-slots", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
