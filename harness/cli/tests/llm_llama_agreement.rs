@@ -131,7 +131,8 @@ fn token_ids_agree(test: &str, model_name: &str, hf: Option<&LocalTokenizer>) {
         return;
     };
     let llama = LlamaServer::start(&binary, &model, CTX);
-    let supo = llm_common::supo_serve(&model, CTX);
+    // Each prompt is fed in one pass, as llama.cpp's with its prompt cache off.
+    let supo = llm_common::supo_serve(&model, CTX, &["--prefix-slots", "0"]);
 
     let (seed, generated) = generated_texts(64);
     eprintln!("{test}: generated texts with SUPO_LLM_SEED={seed}");
@@ -244,7 +245,8 @@ fn greedy_agrees(test: &str, model_name: &str) {
         return;
     };
     let llama = LlamaServer::start(&binary, &model, CTX);
-    let supo = llm_common::supo_serve(&model, CTX);
+    // Each prompt is fed in one pass, as llama.cpp's with its prompt cache off.
+    let supo = llm_common::supo_serve(&model, CTX, &["--prefix-slots", "0"]);
     let prompts: Vec<Vec<u32>> = llm_common::questions(8)
         .iter()
         .map(|q| {

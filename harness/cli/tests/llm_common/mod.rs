@@ -22,14 +22,19 @@ pub const THREADS: usize = 2;
 /// The name the servers answer to (`--served-model-name`; llama.cpp's answers to any).
 pub const SERVED: &str = "m";
 /// The working context `W` of the managed BFCL runs on `supo serve` (server-side counts): the
-/// first entry's task prompt is 4,222 tokens in the GGUF's template, so a few steps reach
-/// `0.95·W`.
-pub const WORKING_CONTEXT: usize = 5200;
+/// first entry's task prompt is 5,937 tokens in the GGUF's template (with BFCL's `response`
+/// schemas, which supo serve renders as sent), and 8 unmanaged steps reach 6,525, so a few steps
+/// pass `0.95·W`.
+pub const WORKING_CONTEXT: usize = 6400;
 /// `W` of the runs on llama-server, counted locally with `tokenizer.json` and the agent's
 /// ChatML rendering, which makes the same task prompt 4,900 tokens (measured).
 pub const WORKING_CONTEXT_LOCAL_COUNT: usize = 5600;
-/// The most agent steps of a BFCL episode (CI time: each step reads a ~4.5k-token context).
+/// The most agent steps of a BFCL episode on llama-server (its steps are quick: it reuses
+/// the prompt's cache).
 pub const MAX_STEPS: usize = 8;
+/// The most agent steps on `supo serve` (CI time: about 20 s a step with its prefix cache, on
+/// two cores); the managed run's first summary comes after one or two.
+pub const MAX_STEPS_SUPO: usize = 5;
 
 /// Prints why `test` is skipped, or panics when `SUPO_REQUIRE_LLM=1`.
 pub fn skip(test: &str, why: &str) {
@@ -355,11 +360,17 @@ pub fn supo(args: &[&str]) -> Output {
 
 /// `supo bfcl eval --compare` on the first entry against `base_url` with a working context of
 /// `w` tokens; returns the verdict lines.
-pub fn eval_compare(name: &str, base_url: &str, w: usize, extra: &[&str]) -> Vec<Value> {
+pub fn eval_compare(
+    name: &str,
+    base_url: &str,
+    w: usize,
+    steps: usize,
+    extra: &[&str],
+) -> Vec<Value> {
     let output = tmp(&format!("{}-verdicts.jsonl", name.replace('/', "-")));
     let _ = std::fs::remove_file(&output);
     let _ = std::fs::remove_file(output.with_extension("jsonl.journal"));
-    let (w, steps) = (w.to_string(), MAX_STEPS.to_string());
+    let (w, steps) = (w.to_string(), steps.to_string());
     let mut args = vec![
         "bfcl",
         "eval",
@@ -676,16 +687,23 @@ pub fn assert_same_ids(what: &str, texts: &[String], sides: &[(&str, &Tokenize)]
 }
 
 /// `supo serve --gguf MODEL` with the suites' threads, a context of `ctx` tokens, answering to
-/// [`SERVED`].
-pub fn supo_serve(model: &Path, ctx: usize) -> crate::agent_common::Server {
-    crate::agent_common::Server::start(&[
+/// [`SERVED`], with `extra` arguments.
+pub fn supo_serve(model: &Path, ctx: usize, extra: &[&str]) -> crate::agent_common::Server {
+    let (model, threads, ctx) = (
+        model.to_string_lossy().to_string(),
+        THREADS.to_string(),
+        ctx.to_string(),
+    );
+    let mut args = vec![
         "--gguf",
-        &model.to_string_lossy(),
+        &model,
         "--threads",
-        &THREADS.to_string(),
+        &threads,
         "--ctx",
-        &ctx.to_string(),
+        &ctx,
         "--served-model-name",
         SERVED,
-    ])
+    ];
+    args.extend_from_slice(extra);
+    crate::agent_common::Server::start(&args)
 }
