@@ -7,14 +7,17 @@
 //!
 //! - The weights run on candle's quantized kernels (`candle-core`; every GGML quantization
 //!   candle reads: Q4_0, Q4_1, Q4_K, Q6_K, Q8_0, f16…). Q5_0, Q4_1 and Q5_1 matrices, for
-//!   which candle has only scalar loops, are re-laid out exactly as Q8_0 when loaded (about
-//!   1.5–1.9× their size), which has AVX2 and AVX-512-VNNI kernels. The file is memory-mapped while it is
-//!   read; candle copies each tensor into its own block storage, so the model takes about its
-//!   file size in memory. The model runs on the CPU (candle's CUDA backend is not wired: its
-//!   `cudarc` links the driver, while `supo-cuda`'s loads it, and one build cannot have both).
+//!   which candle has only scalar loops, are re-laid out exactly as Q8_0 when loaded (1.5–1.9×
+//!   their size) and multiplied with activations quantized per 32 values, as llama.cpp does.
+//!   The file is memory-mapped while it is read; candle copies each tensor into its own block
+//!   storage, so the model takes about its file size in memory, plus the re-laid-out matrices.
+//!   The model runs on the CPU (candle's CUDA backend is not wired: its `cudarc` links the
+//!   driver, while `supo-cuda`'s loads it, and one build cannot have both).
 //! - The transformer ([`model`]) keeps its cache outside the weights: every decoder has its
 //!   own, so concurrent requests share one copy of the weights. A prompt goes through the
-//!   model in one forward pass (in chunks of 512 tokens).
+//!   model in one forward pass (in chunks of 512 tokens). The model keeps the caches of its
+//!   last sequences ([`GgufOptions::prefix_slots`]): a prompt that extends one is fed from where
+//!   they part ([`GgufDecoder::cached_tokens`] says how much was reused).
 //! - The tokenizer ([`tokenizer::GgufTokenizer`]) is built from the `tokenizer.ggml.*`
 //!   metadata: byte-level BPE with the pre-tokenizer `tokenizer.ggml.pre` names, control and
 //!   user-defined tokens matched in the text.
