@@ -364,8 +364,14 @@ fn write_json_key(out: &mut String, k: &PyValue) {
 
 fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
-    // Printable ASCII other than `"` and `\\` is copied as is, in runs.
-    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\';
+    push_escaped(out, s, '"', write_json_char);
+    out.push('"');
+}
+
+/// Appends `s` to `out`: runs of printable ASCII other than `quote` and `\\` as they are, every
+/// other character through `escape`.
+fn push_escaped(out: &mut String, s: &str, quote: char, mut escape: impl FnMut(&mut String, char)) {
+    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != quote as u8 && b != b'\\';
     let mut rest = s;
     while !rest.is_empty() {
         let run = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
@@ -375,9 +381,8 @@ fn write_json_str(out: &mut String, s: &str) {
             break;
         };
         rest = &rest[c.len_utf8()..];
-        write_json_char(out, c);
+        escape(out, c);
     }
-    out.push('"');
 }
 
 /// One character of a JSON string that is not printable ASCII, or is `"` or `\\`, as
@@ -521,39 +526,27 @@ fn write_str_repr(out: &mut String, s: &str) {
     };
     out.reserve(s.len() + 2);
     out.push(quote);
-    // Printable ASCII other than the quote and `\\` is copied as is, in runs.
-    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != quote as u8 && b != b'\\';
-    let mut rest = s;
-    while !rest.is_empty() {
-        let run = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
-        out.push_str(&rest[..run]);
-        rest = &rest[run..];
-        let Some(c) = rest.chars().next() else {
-            break;
-        };
-        rest = &rest[c.len_utf8()..];
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if is_printable(c) => out.push(c),
-            c => {
-                let code = c as u32;
-                if code < 0x100 {
-                    let _ = write!(out, "\\x{code:02x}");
-                } else if code < 0x10000 {
-                    let _ = write!(out, "\\u{code:04x}");
-                } else {
-                    let _ = write!(out, "\\U{code:08x}");
-                }
+    push_escaped(out, s, quote, |out, c| match c {
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c == quote => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if is_printable(c) => out.push(c),
+        c => {
+            let code = c as u32;
+            if code < 0x100 {
+                let _ = write!(out, "\\x{code:02x}");
+            } else if code < 0x10000 {
+                let _ = write!(out, "\\u{code:04x}");
+            } else {
+                let _ = write!(out, "\\U{code:08x}");
             }
         }
-    }
+    });
     out.push(quote);
 }
 
