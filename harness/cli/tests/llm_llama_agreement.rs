@@ -122,17 +122,21 @@ fn openai_fields(tools: &Value) -> Value {
     Value::Array(tools.as_array().into_iter().flatten().map(strip).collect())
 }
 
+/// `llama-server` and `supo serve --gguf` on the model file `model_name`, or `None` after a
+/// skip. Each prompt is fed in one pass: llama.cpp's prompt cache and supo's prefix cache off.
+fn servers(test: &str, model_name: &str) -> Option<(LlamaServer, Server)> {
+    let model = llm_common::model(test, model_name)?;
+    let binary = llm_common::llama_server_binary(test)?;
+    let llama = LlamaServer::start(&binary, &model, CTX);
+    let supo = llm_common::supo_serve(&model, CTX, &["--prefix-slots", "0"]);
+    Some((llama, supo))
+}
+
 /// The token-id comparison of one model; `hf` is Qwen's `tokenizer.json` where it applies.
 fn token_ids_agree(test: &str, model_name: &str, hf: Option<&LocalTokenizer>) {
-    let Some(model) = llm_common::model(test, model_name) else {
+    let Some((llama, supo)) = servers(test, model_name) else {
         return;
     };
-    let Some(binary) = llm_common::llama_server_binary(test) else {
-        return;
-    };
-    let llama = LlamaServer::start(&binary, &model, CTX);
-    // Each prompt is fed in one pass, as llama.cpp's with its prompt cache off.
-    let supo = llm_common::supo_serve(&model, CTX, &["--prefix-slots", "0"]);
 
     let (seed, generated) = generated_texts(64);
     eprintln!("{test}: generated texts with SUPO_LLM_SEED={seed}");
@@ -238,15 +242,9 @@ fn smollm_token_ids_agree_with_llama_cpp() {
 /// under both models. Over the identical prefixes, the log-probs agree within [`LOGPROB_TOL`]
 /// (median within [`MEDIAN_LOGPROB_TOL`]).
 fn greedy_agrees(test: &str, model_name: &str) {
-    let Some(model) = llm_common::model(test, model_name) else {
+    let Some((llama, supo)) = servers(test, model_name) else {
         return;
     };
-    let Some(binary) = llm_common::llama_server_binary(test) else {
-        return;
-    };
-    let llama = LlamaServer::start(&binary, &model, CTX);
-    // Each prompt is fed in one pass, as llama.cpp's with its prompt cache off.
-    let supo = llm_common::supo_serve(&model, CTX, &["--prefix-slots", "0"]);
     let prompts: Vec<Vec<u32>> = llm_common::questions(8)
         .iter()
         .map(|q| {

@@ -7,9 +7,8 @@
 //! those models keep their cache inside the weights (one conversation per copy of the weights)
 //! and `quantized_llama` caps rotary positions at 4096.
 
-use std::collections::HashMap;
-
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, QuantizedType};

@@ -73,20 +73,18 @@ pub(crate) fn relayout(source: Source, data: &[u8]) -> Option<Relayout> {
     let mut q8_0 = Vec::with_capacity(blocks * Q8_0_BYTES);
     let mut mins = Vec::with_capacity(if source.has_min() { blocks } else { 0 });
     for b in data.chunks_exact(size) {
-        // (scale, offset, fifth bits, 16 bytes of nibbles) of the block.
-        let (d, qh, qs) = match source {
-            Source::Q5_0 => (b[0..2].try_into(), Some(&b[2..6]), &b[6..22]),
-            Source::Q4_1 => {
-                mins.push(f16_at(b, 2).to_f32());
-                (b[0..2].try_into(), None, &b[4..20])
-            }
-            Source::Q5_1 => {
-                mins.push(f16_at(b, 2).to_f32());
-                (b[0..2].try_into(), Some(&b[4..8]), &b[8..24])
-            }
+        // Every format starts with its f16 scale, the one of the Q8_0 block; Q4_1 and Q5_1
+        // then hold their offset.
+        q8_0.extend_from_slice(&b[..2]);
+        if source.has_min() {
+            mins.push(f16_at(b, 2).to_f32());
+        }
+        // The fifth bits, and the 16 bytes of nibbles.
+        let (qh, qs) = match source {
+            Source::Q5_0 => (Some(&b[2..6]), &b[6..22]),
+            Source::Q4_1 => (None, &b[4..20]),
+            Source::Q5_1 => (Some(&b[4..8]), &b[8..24]),
         };
-        let d: [u8; 2] = d.expect("two bytes");
-        q8_0.extend_from_slice(&d);
         let high = qh.map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]));
         let shift = if source == Source::Q5_0 { 16 } else { 0 };
         let mut quants = [0u8; BLOCK];
