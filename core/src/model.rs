@@ -65,6 +65,9 @@ impl fmt::Display for ModelError {
 
 impl core::error::Error for ModelError {}
 
+/// What [`Decoder::extend`] calls with each position's index and logits.
+pub type VisitLogits<'a> = dyn FnMut(usize, &[f32]) -> Result<(), ModelError> + 'a;
+
 /// Step-by-step decoding after a prompt: the next token's logits, extended one token at a time.
 ///
 /// What a server needs beyond [`TokenModel::generate`]: the log-probs of the alternatives
@@ -76,6 +79,18 @@ pub trait Decoder {
     fn logits(&self) -> &[f32];
     /// Appends `token` to the sequence and computes the logits after it.
     fn push(&mut self, token: u32) -> Result<(), ModelError>;
+    /// Appends `tokens` in order and calls `visit(i, logits)` with the logits after each
+    /// `tokens[i]`; after the last, they are also [`Decoder::logits`]. What scoring a sequence
+    /// needs (every position's log-probs). The default pushes the tokens one at a time; a
+    /// model that feeds many tokens through one pass overrides it. After an error, drop the
+    /// decoder.
+    fn extend(&mut self, tokens: &[u32], visit: &mut VisitLogits<'_>) -> Result<(), ModelError> {
+        for (i, &token) in tokens.iter().enumerate() {
+            self.push(token)?;
+            visit(i, self.logits())?;
+        }
+        Ok(())
+    }
     /// The tokens fed so far (the prompt, then every pushed token).
     fn len(&self) -> usize;
     /// Whether no token was fed (never, for a decoder started on a prompt).

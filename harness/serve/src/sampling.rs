@@ -313,17 +313,20 @@ pub fn score(
         LogprobsMode::Processed if temperature > 0.0 => temperature,
         _ => 1.0,
     };
-    for (i, &id) in ids.iter().enumerate().skip(1) {
-        let all = log_softmax(d.logits(), t).0;
+    // The logits after `ids[..=i]` give the log-prob of `ids[i + 1]`.
+    let mut record = |logits: &[f32], id: u32| -> Result<(), ModelError> {
+        let all = log_softmax(logits, t).0;
         let lp = *all
             .get(id as usize)
             .ok_or_else(|| ModelError(format!("token id {id} is outside the vocabulary")))?;
         lps.push(lp);
         top.push(top_k(&all, k));
-        if i + 1 < ids.len() {
-            d.push(id)?;
-        }
-    }
+        Ok(())
+    };
+    record(d.logits(), ids[1])?;
+    d.extend(&ids[1..ids.len() - 1], &mut |i, logits| {
+        record(logits, ids[i + 2])
+    })?;
     Ok((lps, top))
 }
 
