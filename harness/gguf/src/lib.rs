@@ -60,7 +60,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use supo_core::model::{
     draw_index, Decoder, Generation, GenerationFinish, ModelError, SamplingParams, TokenModel,
-    Tokenizer,
+    Tokenizer, VisitLogits,
 };
 
 pub use error::Error;
@@ -68,6 +68,7 @@ pub use model::Hyper;
 pub use template::ChatTemplate;
 pub use tokenizer::GgufTokenizer;
 
+use error::model_error;
 use model::{check_tensors, md_str, Cache, Weights};
 
 /// The context a model gets when [`GgufOptions::context`] is not set: its trained context,
@@ -408,6 +409,62 @@ impl Decoder for GgufDecoder<'_> {
                 Err(e.into())
             }
         }
+    }
+
+    /// Feeds the tokens through the model in passes of up to [`model::PREFILL_CHUNK`] tokens
+    /// and takes every position's logits from them ([`model::HEAD_ROWS`] rows at a time): a
+    /// sequence is scored at the speed of a prompt, not of generation. From
+    /// [`model::DENSE_ROWS`] tokens on, the output matrix is dequantized to f32 for the call
+    /// (vocabulary × hidden floats), as every product over that many rows is.
+    fn extend(&mut self, tokens: &[u32], visit: &mut VisitLogits<'_>) -> Result<(), ModelError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        if self.cache.len() + tokens.len() > self.model.context {
+            return Err(ModelError(format!(
+                "{} more tokens do not fit the context of {} tokens ({} fed)",
+                tokens.len(),
+                self.model.context,
+                self.cache.len()
+            )));
+        }
+        let weights = &self.model.weights;
+        weights.check(tokens, &self.cache)?;
+        // Whatever fails below, some layers may hold keys of tokens fed: the cache is not
+        // reused unless every token goes through.
+        let kept = self.tokens.take();
+        let output = if tokens.len() >= model::DENSE_ROWS {
+            Some(self.model.run(|| weights.output_f32())?)
+        } else {
+            None
+        };
+        let mut last = Vec::new();
+        for (c, chunk) in tokens.chunks(model::PREFILL_CHUNK).enumerate() {
+            let cache = &mut self.cache;
+            let x = self
+                .model
+                .run(|| weights.blocks(chunk, cache))
+                .map_err(model_error)?;
+            for start in (0..chunk.len()).step_by(model::HEAD_ROWS) {
+                let rows = model::HEAD_ROWS.min(chunk.len() - start);
+                let logits = self.model.run(|| {
+                    let x = x.narrow(0, start, rows).map_err(model_error)?;
+                    weights.head(&x, output.as_ref())
+                })?;
+                for (j, row) in logits.iter().enumerate() {
+                    visit(c * model::PREFILL_CHUNK + start + j, row)?;
+                }
+                if let Some(row) = logits.into_iter().last() {
+                    last = row;
+                }
+            }
+        }
+        self.logits = last;
+        self.tokens = kept.map(|mut t| {
+            t.extend_from_slice(tokens);
+            t
+        });
+        Ok(())
     }
 
     fn len(&self) -> usize {

@@ -24,6 +24,9 @@ pub const ARCHITECTURES: &[&str] = &["llama", "qwen2"];
 /// attention scores of a chunk stay `heads × CHUNK × context` floats).
 pub(crate) const PREFILL_CHUNK: usize = 512;
 
+/// Rows whose logits are computed at once when every position's are wanted.
+pub(crate) const HEAD_ROWS: usize = 64;
+
 /// The hyper-parameters read from the metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hyper {
@@ -59,26 +62,53 @@ enum Linear {
     /// by candle's Q8_0 kernel with activations quantized per 32-value block, as llama.cpp
     /// does. (Through [`QMatMul`], a matrix whose `k` is a multiple of 256 would take
     /// candle's repacked AVX-512-VNNI path, which quantizes activations per 256 values and
-    /// moves the log-probs measurably away from llama.cpp's.) `mins_t`: the block offsets of
-    /// Q4_1 and Q5_1, transposed (`[k / 32, n]`), which multiply the activations' block sums.
+    /// moves the log-probs measurably away from llama.cpp's.) `mins`: the block offsets of
+    /// Q4_1 and Q5_1 (`[n, k / 32]`), which multiply the activations' block sums.
     Q8_0 {
         blocks: Box<dyn QuantizedType>,
         n: usize,
         k: usize,
-        mins_t: Option<Tensor>,
+        mins: Option<Tensor>,
     },
 }
 
+/// Rows of activations from which a product dequantizes its matrix to f32 and multiplies
+/// densely (candle's f32 GEMM) instead of taking quantized dot products row by row: prompt
+/// chunks. ggml's BLAS path switches at the same 32 rows. Dequantizing costs one pass over
+/// the matrix, which the GEMM repays from a few rows on; the activations then stay f32
+/// instead of being rounded to 8 bits.
+pub(crate) const DENSE_ROWS: usize = 32;
+
 impl Linear {
+    /// The matrix in f32 (`[n, k]`), block offsets included.
+    fn dequantize(&self, device: &Device) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Candle(QMatMul::QTensor(q)) => q.dequantize(device),
+            Linear::Candle(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => w.to_dtype(DType::F32),
+            Linear::Q8_0 { blocks, n, k, mins } => {
+                let w = match blocks.dequantize(n * k)? {
+                    candle_core::CpuStorage::F32(w) => Tensor::from_vec(w, (*n, *k), device)?,
+                    _ => candle_core::bail!("a Q8_0 matrix dequantized to a type other than f32"),
+                };
+                match mins {
+                    None => Ok(w),
+                    Some(mins) => w
+                        .reshape((*n, k / BLOCK, BLOCK))?
+                        .broadcast_add(&mins.unsqueeze(2)?)?
+                        .reshape((*n, *k)),
+                }
+            }
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (blocks, n, k, mins_t) = match self {
+        let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+        let (blocks, n, k, mins) = match self {
+            Linear::Candle(QMatMul::QTensor(_)) | Linear::Q8_0 { .. } if rows >= DENSE_ROWS => {
+                return dense(x, &self.dequantize(x.device())?);
+            }
             Linear::Candle(m) => return m.forward(x),
-            Linear::Q8_0 {
-                blocks,
-                n,
-                k,
-                mins_t,
-            } => (blocks, *n, *k, mins_t),
+            Linear::Q8_0 { blocks, n, k, mins } => (blocks, *n, *k, mins),
         };
         let mut dims = x.dims().to_vec();
         if dims.pop() != Some(k) {
@@ -89,13 +119,26 @@ impl Linear {
         let mut dst = vec![0f32; m * n];
         blocks.matmul_t((m, k, n), &lhs, &mut dst)?;
         let mut y = Tensor::from_vec(dst, (m, n), x.device())?;
-        if let Some(mins_t) = mins_t {
+        if let Some(mins) = mins {
             let sums = Tensor::from_vec(block_sums(&lhs, k), (m, k / BLOCK), x.device())?;
-            y = (y + sums.matmul(mins_t)?)?;
+            y = (y + sums.matmul(&mins.t()?)?)?;
         }
         dims.push(n);
         y.reshape(dims)
     }
+}
+
+/// `x·wᵀ` for `x` of shape `[.., k]` and a dense `w` of shape `[n, k]`.
+fn dense(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let k = dims.pop().unwrap_or(0);
+    let (n, wk) = w.dims2()?;
+    if wk != k {
+        candle_core::bail!("input of shape {:?} for a [{n}, {wk}] matrix", x.dims());
+    }
+    let y = x.reshape(((), k))?.matmul(&w.t()?)?;
+    dims.push(n);
+    y.reshape(dims)
 }
 
 struct Layer {
@@ -406,20 +449,12 @@ fn matmul(q: QTensor, f32: bool) -> Result<Linear, Error> {
         QStorage::Cpu(blocks) => blocks,
         _ => return Err(Error::new("supo-gguf runs models on the CPU only")),
     };
-    let mins_t = if source.has_min() {
-        let m = Tensor::from_vec(r.mins, (n, k / BLOCK), &device)
-            .and_then(|m| m.t()?.contiguous())
-            .map_err(model_error)?;
-        Some(m)
+    let mins = if source.has_min() {
+        Some(Tensor::from_vec(r.mins, (n, k / BLOCK), &device).map_err(model_error)?)
     } else {
         None
     };
-    Ok(Linear::Q8_0 {
-        blocks,
-        n,
-        k,
-        mins_t,
-    })
+    Ok(Linear::Q8_0 { blocks, n, k, mins })
 }
 
 impl Weights {
@@ -532,9 +567,8 @@ impl Weights {
         self.cos.dims()[0]
     }
 
-    /// Feeds `tokens` after the cached ones (in chunks of [`PREFILL_CHUNK`]) and returns the
-    /// logits after the last one.
-    pub(crate) fn forward(&self, tokens: &[u32], cache: &mut Cache) -> Result<Vec<f32>, Error> {
+    /// Checks that `tokens` can follow the cached ones.
+    pub(crate) fn check(&self, tokens: &[u32], cache: &Cache) -> Result<(), Error> {
         if tokens.is_empty() {
             return Err(Error::new("no tokens to feed"));
         }
@@ -551,17 +585,53 @@ impl Weights {
                 self.hyper.vocab
             )));
         }
-        let mut logits = None;
+        Ok(())
+    }
+
+    /// Feeds `tokens` after the cached ones (in chunks of [`PREFILL_CHUNK`]) and returns the
+    /// logits after the last one.
+    pub(crate) fn forward(&self, tokens: &[u32], cache: &mut Cache) -> Result<Vec<f32>, Error> {
+        self.check(tokens, cache)?;
+        let mut last = None;
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            logits = Some(self.forward_chunk(chunk, cache).map_err(model_error)?);
+            let x = self.blocks(chunk, cache).map_err(model_error)?;
+            last = Some(x.narrow(0, chunk.len() - 1, 1).map_err(model_error)?);
         }
-        let logits: Vec<f32> = logits
-            .expect("at least one chunk")
-            .to_dtype(DType::F32)
-            .and_then(|t| t.flatten_all())
+        let last = last.expect("at least one chunk");
+        let logits = self.head(&last, None)?;
+        Ok(logits.into_iter().next().expect("one row"))
+    }
+
+    /// The output matrix in f32, for [`Weights::head`] over many rows (vocabulary × hidden
+    /// floats).
+    pub(crate) fn output_f32(&self) -> Result<Tensor, Error> {
+        self.output.dequantize(&self.device).map_err(model_error)
+    }
+
+    /// The logits of residual-stream rows `x` (`[rows, d]`): the final norm and the output
+    /// matrix (`output`: that matrix dequantized, else the quantized one).
+    pub(crate) fn head(&self, x: &Tensor, output: Option<&Tensor>) -> Result<Vec<Vec<f32>>, Error> {
+        // candle's norms and softmax turn NaN into zeros downstream: check the residual stream.
+        let damaged =
+            || Error::new("the model computed non-finite activations: its weights are damaged");
+        let flat: Vec<f32> = x
+            .flatten_all()
             .and_then(|t| t.to_vec1())
             .map_err(model_error)?;
-        if logits.iter().any(|x| !x.is_finite()) {
+        if flat.iter().any(|v| !v.is_finite()) {
+            return Err(damaged());
+        }
+        let xn =
+            candle_nn::ops::rms_norm(x, &self.norm, self.hyper.eps as f32).map_err(model_error)?;
+        let logits = match output {
+            Some(w) => dense(&xn, w),
+            None => self.output.forward(&xn),
+        };
+        let logits: Vec<Vec<f32>> = logits
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec2())
+            .map_err(model_error)?;
+        if logits.iter().flatten().any(|x| !x.is_finite()) {
             return Err(Error::new(
                 "the model computed non-finite logits: its weights are damaged",
             ));
@@ -569,7 +639,9 @@ impl Weights {
         Ok(logits)
     }
 
-    fn forward_chunk(&self, tokens: &[u32], cache: &mut Cache) -> candle_core::Result<Tensor> {
+    /// Feeds one chunk through the decoder blocks: the residual stream after the last block,
+    /// `[t, d]`. The tokens must pass [`Weights::check`].
+    pub(crate) fn blocks(&self, tokens: &[u32], cache: &mut Cache) -> candle_core::Result<Tensor> {
         let h = &self.hyper;
         let (t, start) = (tokens.len(), cache.len);
         let ids = Tensor::new(tokens, &self.device)?;
@@ -641,20 +713,7 @@ impl Weights {
             x = (layer.down.forward(&(g * u)?)? + x1)?;
         }
         cache.len += t;
-        let last = x.narrow(1, t - 1, 1)?;
-        // candle's norms and softmax turn NaN into zeros downstream: check the residual stream.
-        if last
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .iter()
-            .any(|v| !v.is_finite())
-        {
-            candle_core::bail!(
-                "the model computed non-finite activations: its weights are damaged"
-            );
-        }
-        let last = candle_nn::ops::rms_norm(&last, &self.norm, h.eps as f32)?;
-        self.output.forward(&last)?.squeeze(0)?.squeeze(0)
+        x.squeeze(0)
     }
 }
 

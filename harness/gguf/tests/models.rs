@@ -220,6 +220,51 @@ fn prompt_in_one_pass_equals_token_by_token() {
 }
 
 #[test]
+fn extend_gives_every_positions_logits_from_one_pass() {
+    let Some(m) = smollm_f32("extend_gives_every_positions_logits_from_one_pass") else {
+        return;
+    };
+    let text = "Scoring a sequence: every position's next-token logits. ".repeat(60);
+    let prompt = m.tokenizer().encode(&text);
+    assert!(prompt.len() > 520, "{}", prompt.len());
+    let mut d = m.start(&prompt[..1]).unwrap();
+    let mut rows = Vec::new();
+    d.extend(&prompt[1..], &mut |i, logits| {
+        rows.push((i, log_softmax(logits)));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(d.len(), prompt.len());
+    assert_eq!(rows.len(), prompt.len() - 1);
+    assert!(rows.iter().enumerate().all(|(j, (i, _))| *i == j));
+    assert_eq!(log_softmax(d.logits()), rows.last().unwrap().1);
+    // Row `i` holds the logits after `prompt[..i + 2]`: the same as a decoder started there,
+    // across the 512-token chunk boundary and the 64-row groups of the output matrix.
+    for i in [0, 30, 63, 64, 400, 510, 511, prompt.len() - 2] {
+        let want = log_softmax(m.start(&prompt[..i + 2]).unwrap().logits());
+        let worst = want
+            .iter()
+            .zip(&rows[i].1)
+            .filter(|(x, _)| **x > -20.0)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "position {i}: log-probs differ by {worst}");
+    }
+    // A visitor's error stops the pass and is returned.
+    let mut d = m.start(&prompt[..1]).unwrap();
+    let e = d
+        .extend(&prompt[1..40], &mut |i, _| {
+            if i == 5 {
+                Err(supo_core::model::ModelError("stop".into()))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_err();
+    assert_eq!(e.0, "stop");
+}
+
+#[test]
 fn sampled_logprobs_are_the_decoders() {
     let Some(m) = smollm("sampled_logprobs_are_the_decoders") else {
         return;
