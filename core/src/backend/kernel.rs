@@ -110,7 +110,7 @@ fn block_max(block: &[f32]) -> f32 {
 
 /// How a kernel variant widens and narrows elements: every implementation gives the values of
 /// [`Element::to_f32`] and [`Element::from_f32`], so the variants give the same bits.
-pub(crate) trait Convert {
+trait Convert {
     /// Widens exactly [`LANES`] values (a fixed count, so the compiler vectorises the loop).
     #[inline(always)]
     fn widen_lanes<T: Element>(src: &[T], dst: &mut [f32]) {
@@ -131,7 +131,7 @@ pub(crate) trait Convert {
 }
 
 /// The element types' own conversions (branch-free bit arithmetic that vectorises anywhere).
-pub(crate) struct Portable;
+struct Portable;
 
 impl Convert for Portable {}
 
