@@ -15,7 +15,7 @@ use super::host::{
     check_token_values, index_out_of_range, non_finite, reduce_rows, row_chunks,
     target_out_of_range, RowLoss,
 };
-use super::kernel::{Isa, RowStats};
+use super::kernel::{Isa, RowExps, RowStats};
 use super::{
     Backend, Element, GroupAdvantageConfig, LinearLossOutput, LinearShape, LogitsShape, LossReport,
     Scalar, TokenInputs, TokenLogProbs,
@@ -77,13 +77,14 @@ impl CpuBackend {
         self.parallel
     }
 
-    /// Applies `f(row_index, row)` to every row of `data` (rows of `width`), serially or on the
-    /// rayon pool, returning the per-row results in row order.
+    /// Applies `f(row_index, row, scratch)` to every row of `data` (rows of `width`), serially
+    /// or on the rayon pool, returning the per-row results in row order; `scratch` is reused
+    /// from row to row on each thread.
     fn map_rows<T: Send, R: Send>(
         &self,
         data: &mut [T],
         width: usize,
-        f: impl Fn(usize, &mut [T]) -> R + Sync + Send,
+        f: impl Fn(usize, &mut [T], &mut RowExps) -> R + Sync + Send,
     ) -> Vec<R> {
         if width == 0 {
             return Vec::new();
@@ -94,17 +95,19 @@ impl CpuBackend {
             return data
                 .par_chunks_mut(width * ROWS_PER_TASK)
                 .enumerate()
-                .flat_map_iter(|(c, rows)| {
+                .map_init(RowExps::new, |scratch, (c, rows)| {
                     rows.chunks_mut(width)
                         .enumerate()
-                        .map(|(i, r)| f(c * ROWS_PER_TASK + i, r))
+                        .map(|(i, r)| f(c * ROWS_PER_TASK + i, r, scratch))
                         .collect::<Vec<_>>()
                 })
+                .flatten_iter()
                 .collect();
         }
+        let mut scratch = RowExps::new();
         data.chunks_mut(width)
             .enumerate()
-            .map(|(i, r)| f(i, r))
+            .map(|(i, r)| f(i, r, &mut scratch))
             .collect()
     }
 }
@@ -162,13 +165,16 @@ impl<'a> HostTokens<'a> {
         isa: Isa,
         i: usize,
         row: &mut [T],
+        scratch: &mut RowExps,
         inv_temp: f32,
         params: &SurrogateParams<f32>,
         entropy_coef: f32,
     ) -> RowLoss {
         let weight = self.weights[i];
         let target = self.targets[i] as usize;
-        let stats = isa.softmax_stats(row, target, inv_temp);
+        // An untrained row's gradient is 0: its exponentials need not be kept.
+        let keep = (weight != 0.0).then_some(&mut *scratch);
+        let stats = isa.softmax_stats(row, target, inv_temp, keep);
         let reference = self.reference.map_or(0.0, |r| r[i]);
         let terms = token_terms(
             stats.logp,
@@ -181,7 +187,16 @@ impl<'a> HostTokens<'a> {
             row.fill(T::from_f32(0.0));
         } else {
             let g = terms.d_logp(params.kl_coef);
-            isa.gradient(row, target, inv_temp, &stats, g, entropy_coef, weight);
+            isa.gradient(
+                row,
+                scratch,
+                target,
+                inv_temp,
+                &stats,
+                g,
+                entropy_coef,
+                weight,
+            );
         }
         RowLoss {
             weight,
@@ -237,7 +252,7 @@ impl Backend for CpuBackend {
                 logits
                     .par_chunks(shape.vocab.max(1))
                     .zip(targets.par_iter())
-                    .map(|(row, &t)| self.isa.softmax_stats(row, t as usize, inv_temp))
+                    .map(|(row, &t)| self.isa.softmax_stats(row, t as usize, inv_temp, None))
                     .collect()
             } else {
                 serial_stats(self.isa, logits, targets, shape, inv_temp)
@@ -267,8 +282,8 @@ impl Backend for CpuBackend {
         let params = SurrogateParams::<f32>::new(config);
         let inv_temp = (1.0 / config.temperature) as f32;
         let entropy_coef = config.entropy_coef as f32;
-        let rows = self.map_rows(logits, shape.vocab, |i, row| {
-            host.row(self.isa, i, row, inv_temp, &params, entropy_coef)
+        let rows = self.map_rows(logits, shape.vocab, |i, row, scratch| {
+            host.row(self.isa, i, row, scratch, inv_temp, &params, entropy_coef)
         });
         reduce_rows(rows, config)
     }
@@ -327,8 +342,9 @@ impl Backend for CpuBackend {
                     rm_v,
                 );
             }
-            rows.extend(self.map_rows(z, v, |i, row| {
-                host.row(self.isa, start + i, row, inv_temp, &params, entropy_coef)
+            rows.extend(self.map_rows(z, v, |i, row, scratch| {
+                let i = start + i;
+                host.row(self.isa, i, row, scratch, inv_temp, &params, entropy_coef)
             }));
             // Per tile: dH += G · W   ([c, t] × [t, d]);  dW += Gᵀ · h   ([t, c] × [c, d])
             let gh = &mut grad_hidden[start * d..(start + c) * d];
@@ -390,7 +406,7 @@ fn serial_stats<T: Element>(
     logits
         .chunks(shape.vocab.max(1))
         .zip(targets)
-        .map(|(row, &t)| isa.softmax_stats(row, t as usize, inv_temp))
+        .map(|(row, &t)| isa.softmax_stats(row, t as usize, inv_temp, None))
         .collect()
 }
 

@@ -109,27 +109,53 @@ impl Scalar for f16 {
 }
 
 impl Element for f16 {
+    /// Branch-free bit arithmetic (so slice loops over it vectorise), the same bits as F16C's
+    /// `vcvtph2ps` and `half::f16::to_f32`, NaN payloads included.
     #[inline(always)]
     fn to_f32(self) -> f32 {
-        f16::to_f32(self)
+        let h = u32::from(self.to_bits());
+        let sign = (h & 0x8000) << 16;
+        let magnitude = h & 0x7FFF;
+        let shifted = magnitude << 13;
+        let bits = if magnitude >= 0x7C00 {
+            // ±∞, NaN (made quiet, payload kept).
+            let quiet = if magnitude > 0x7C00 { 0x0040_0000 } else { 0 };
+            shifted | 0x7F80_0000 | quiet
+        } else if magnitude >= 0x0400 {
+            // Normal: rebias the exponent from 15 to 127.
+            shifted + 0x3800_0000
+        } else {
+            // Zero and subnormals: magnitude · 2⁻²⁴, exactly.
+            (magnitude as f32 * 5.960_464_5e-8).to_bits()
+        };
+        f32::from_bits(bits | sign)
     }
+    /// Round to nearest even by branch-free bit arithmetic (so slice loops over it vectorise),
+    /// the same bits as F16C's `vcvtps2ph` and `half::f16::from_f32`, NaN payloads included
+    /// (F. Giesen's `float_to_half_fast3_rtne`).
     #[inline(always)]
     fn from_f32(value: f32) -> Self {
-        f16::from_f32(value)
-    }
-    /// Through `half`'s slice conversion: F16C instructions, detected once per call.
-    #[inline]
-    fn widen_slice(src: &[Self], dst: &mut [f32]) {
-        use half::slice::HalfFloatSliceExt;
-        let n = src.len().min(dst.len());
-        src[..n].convert_to_f32_slice(&mut dst[..n]);
-    }
-    /// Through `half`'s slice conversion: F16C instructions, detected once per call.
-    #[inline]
-    fn narrow_slice(src: &[f32], dst: &mut [Self]) {
-        use half::slice::HalfFloatSliceExt;
-        let n = src.len().min(dst.len());
-        dst[..n].convert_from_f32_slice(&src[..n]);
+        let x = value.to_bits();
+        let sign = ((x >> 16) & 0x8000) as u16;
+        let a = x & 0x7FFF_FFFF;
+        let magnitude = if a >= 0x4780_0000 {
+            // |x| ≥ 65536 rounds to ∞; NaN stays NaN (made quiet, payload truncated).
+            if a > 0x7F80_0000 {
+                0x7E00 | ((a >> 13) & 0x03FF)
+            } else {
+                0x7C00
+            }
+        } else if a < 0x3880_0000 {
+            // Below 2⁻¹⁴: subnormal or zero. Adding 0.5 puts the 2⁻²⁴ unit in the last place,
+            // so the f32 addition rounds to nearest even; the low bits are the result.
+            (f32::from_bits(a) + 0.5).to_bits() - 0x3F00_0000
+        } else {
+            // Normal (or rounding up to ∞): rebias the exponent, add half a unit minus one and
+            // the lowest kept bit (ties to even), and drop 13 bits.
+            let odd = (a >> 13) & 1;
+            (a.wrapping_sub(0x3800_0000) + 0x0FFF + odd) >> 13
+        };
+        f16::from_bits(magnitude as u16 | sign)
     }
 }
 
@@ -198,6 +224,42 @@ mod tests {
     #[test]
     fn f16_slice_conversions_match_elements() {
         slice_conversions_match::<f16>(f16::from_bits, f16::to_bits);
+    }
+
+    /// f16's own branch-free conversions give `half`'s bits (F16C's where the CPU has it) on
+    /// every 16-bit pattern and on f32 values around every rounding boundary, NaNs included.
+    #[test]
+    fn f16_conversions_match_half() {
+        let mut probe = Vec::new();
+        for h in 0..=u16::MAX {
+            let x = f16::from_bits(h);
+            let ours = <f16 as Element>::to_f32(x);
+            assert_eq!(ours.to_bits(), x.to_f32().to_bits(), "{h:#06x}");
+            let b = ours.to_bits();
+            probe.extend([
+                b,
+                b ^ 0x1000,
+                b | 0x1FFF,
+                b.wrapping_add(0x1000),
+                b.wrapping_add(1),
+            ]);
+        }
+        probe.extend([
+            0x0000_0001,
+            0x8000_0001,
+            0x0080_0000,
+            0x7F80_0001,
+            0xFFC0_1234,
+        ]);
+        for b in probe {
+            let x = f32::from_bits(b);
+            let ours = <f16 as Element>::from_f32(x);
+            assert_eq!(
+                ours.to_bits(),
+                f16::from_f32(x).to_bits(),
+                "{x:e} ({b:#010x})"
+            );
+        }
     }
 
     #[test]

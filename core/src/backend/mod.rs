@@ -12,6 +12,8 @@
 
 pub mod cpu;
 mod element;
+#[cfg(target_arch = "x86_64")]
+mod f16c;
 mod gemm;
 pub mod host;
 pub mod kernel;
