@@ -9,13 +9,19 @@
 //!   candle reads: Q4_0, Q4_1, Q4_K, Q6_K, Q8_0, f16…). Q5_0, Q4_1 and Q5_1 matrices, for
 //!   which candle has only scalar loops, are re-laid out exactly as Q8_0 when loaded (1.5–1.9×
 //!   their size) and multiplied with activations quantized per 32 values, as llama.cpp does.
+//!   Products over 32 rows or more (prompts) dequantize the matrix and use candle's f32 GEMM,
+//!   with the activations rounded as the quantized kernels round them, so both paths give
+//!   the same numbers. The query, key and value matrices, and the gate and up matrices, are
+//!   stacked into one product each when their formats match.
 //!   The file is memory-mapped while it is read; candle copies each tensor into its own block
 //!   storage, so the model takes about its file size in memory, plus the re-laid-out matrices.
 //!   The model runs on the CPU (candle's CUDA backend is not wired: its `cudarc` links the
 //!   driver, while `supo-cuda`'s loads it, and one build cannot have both).
 //! - The transformer ([`model`]) keeps its cache outside the weights: every decoder has its
 //!   own, so concurrent requests share one copy of the weights. A prompt goes through the
-//!   model in one forward pass (in chunks of 512 tokens). The model keeps the caches of its
+//!   model in one forward pass (in chunks of 512 tokens), and so does a sequence being scored
+//!   ([`Decoder::extend`] gives every position's logits from the same passes). The model keeps
+//!   the caches of its
 //!   last sequences ([`GgufOptions::prefix_slots`]): a prompt that extends one is fed from where
 //!   they part ([`GgufDecoder::cached_tokens`] says how much was reused).
 //! - The tokenizer ([`tokenizer::GgufTokenizer`]) is built from the `tokenizer.ggml.*`
@@ -49,6 +55,7 @@
 mod error;
 pub mod model;
 mod relayout;
+mod rounding;
 pub mod template;
 pub mod tokenizer;
 
@@ -84,7 +91,8 @@ pub struct GgufOptions {
     pub context: Option<usize>,
     /// Threads of the matrix kernels; `None`: candle's default (`RAYON_NUM_THREADS`, else
     /// the physical cores). candle's kernel thread pool is process-wide: the first model
-    /// opened sets it, and a later model asking for another count is an error.
+    /// opened sets it (through `CANDLE_NUM_THREADS`, and `RAYON_NUM_THREADS` when that is
+    /// unset), and a later model asking for another count is an error.
     pub threads: Option<usize>,
     /// The model's name as served; `None`: `general.name` of the metadata, else the file
     /// name.
@@ -182,6 +190,11 @@ fn set_threads(n: Option<usize>) -> Result<(), Error> {
         // candle sizes its kernel pool from this variable when the pool first starts, which
         // is the first matrix product of the process: now, before any.
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+        // Its f32 products look up their thread count on every call, from this variable or
+        // else by parsing /proc/cpuinfo (about 5% of SmolLM2's generation time): give it one.
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
         n
     });
     if set != n {

@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::error::{model_error, Error};
 use crate::relayout::{block_sums, relayout, Source, BLOCK};
+use crate::rounding::Rounding;
 
 /// The architectures this crate runs (`general.architecture`).
 pub const ARCHITECTURES: &[&str] = &["llama", "qwen2"];
@@ -75,82 +76,166 @@ enum Linear {
 /// Rows of activations from which a product dequantizes its matrix to f32 and multiplies
 /// densely (candle's f32 GEMM) instead of taking quantized dot products row by row: prompt
 /// chunks. ggml's BLAS path switches at the same 32 rows. Dequantizing costs one pass over
-/// the matrix, which the GEMM repays from a few rows on; the activations then stay f32
-/// instead of being rounded to 8 bits.
+/// the matrix, which the GEMM repays from a few rows on. The activations are first rounded as
+/// the quantized kernels round them ([`crate::rounding`]), so both paths give the same numbers.
 pub(crate) const DENSE_ROWS: usize = 32;
 
 impl Linear {
-    /// The matrix in f32 (`[n, k]`), block offsets included.
+    /// The matrix in f32 (`[n, k]`), without the block offsets of [`Linear::Q8_0`]'s `mins`.
     fn dequantize(&self, device: &Device) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(QMatMul::QTensor(q)) => q.dequantize(device),
             Linear::Candle(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => w.to_dtype(DType::F32),
-            Linear::Q8_0 { blocks, n, k, mins } => {
-                let w = match blocks.dequantize(n * k)? {
-                    candle_core::CpuStorage::F32(w) => Tensor::from_vec(w, (*n, *k), device)?,
-                    _ => candle_core::bail!("a Q8_0 matrix dequantized to a type other than f32"),
-                };
-                match mins {
-                    None => Ok(w),
-                    Some(mins) => w
-                        .reshape((*n, k / BLOCK, BLOCK))?
-                        .broadcast_add(&mins.unsqueeze(2)?)?
-                        .reshape((*n, *k)),
-                }
-            }
+            Linear::Q8_0 { blocks, n, k, .. } => match blocks.dequantize(n * k)? {
+                candle_core::CpuStorage::F32(w) => Tensor::from_vec(w, (*n, *k), device),
+                _ => candle_core::bail!("a Q8_0 matrix dequantized to a type other than f32"),
+            },
+        }
+    }
+
+    /// How the quantized product rounds its activations.
+    fn rounding(&self) -> Rounding {
+        match self {
+            Linear::Candle(QMatMul::QTensor(q)) => Rounding::of(q.dtype()),
+            Linear::Candle(_) => Rounding::None,
+            Linear::Q8_0 { .. } => Rounding::Q8_0,
+        }
+    }
+
+    /// The block offsets of Q4_1 and Q5_1 (`[n, k / 32]`).
+    fn mins(&self) -> Option<&Tensor> {
+        match self {
+            Linear::Q8_0 { mins, .. } => mins.as_ref(),
+            Linear::Candle(_) => None,
         }
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
-        let (blocks, n, k, mins) = match self {
+        let (blocks, n, k) = match self {
             Linear::Candle(QMatMul::QTensor(_)) | Linear::Q8_0 { .. } if rows >= DENSE_ROWS => {
-                return dense(x, &self.dequantize(x.device())?);
+                return self.forward_dense(x, &self.dequantize(x.device())?);
             }
             Linear::Candle(m) => return m.forward(x),
-            Linear::Q8_0 { blocks, n, k, mins } => (blocks, *n, *k, mins),
+            Linear::Q8_0 { blocks, n, k, .. } => (blocks, *n, *k),
         };
-        let mut dims = x.dims().to_vec();
-        if dims.pop() != Some(k) {
-            candle_core::bail!("input of shape {:?} for a [{n}, {k}] matrix", x.dims());
-        }
-        let lhs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let (lhs, mut dims) = rows_of(x, k, n)?;
         let m = lhs.len() / k;
         let mut dst = vec![0f32; m * n];
         blocks.matmul_t((m, k, n), &lhs, &mut dst)?;
-        let mut y = Tensor::from_vec(dst, (m, n), x.device())?;
-        if let Some(mins) = mins {
-            let sums = Tensor::from_vec(block_sums(&lhs, k), (m, k / BLOCK), x.device())?;
-            y = (y + sums.matmul(&mins.t()?)?)?;
-        }
+        let y = self.add_offsets(Tensor::from_vec(dst, (m, n), x.device())?, &lhs, k)?;
         dims.push(n);
         y.reshape(dims)
     }
+
+    /// The product through candle's f32 GEMM with `w`, this matrix from
+    /// [`Linear::dequantize`], the activations rounded as the quantized product rounds them.
+    fn forward_dense(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+        let (n, k) = w.dims2()?;
+        let (lhs, mut dims) = rows_of(x, k, n)?;
+        let m = lhs.len() / k;
+        let mut rounded = lhs.clone();
+        self.rounding().apply(&mut rounded);
+        let y = Tensor::from_vec(rounded, (m, k), x.device())?.matmul(&w.t()?)?;
+        let y = self.add_offsets(y, &lhs, k)?;
+        dims.push(n);
+        y.reshape(dims)
+    }
+
+    /// `y` plus the block offsets' share of the product (`lhs`: the activations, rows of `k`).
+    fn add_offsets(&self, y: Tensor, lhs: &[f32], k: usize) -> candle_core::Result<Tensor> {
+        match self.mins() {
+            None => Ok(y),
+            Some(mins) => {
+                let m = lhs.len() / k;
+                let sums = Tensor::from_vec(block_sums(lhs, k), (m, k / BLOCK), y.device())?;
+                y + sums.matmul(&mins.t()?)?
+            }
+        }
+    }
 }
 
-/// `x·wᵀ` for `x` of shape `[.., k]` and a dense `w` of shape `[n, k]`.
-fn dense(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+/// The activations `x` (`[.., k]`) as rows of `k` values, and the dimensions before the last.
+fn rows_of(x: &Tensor, k: usize, n: usize) -> candle_core::Result<(Vec<f32>, Vec<usize>)> {
     let mut dims = x.dims().to_vec();
-    let k = dims.pop().unwrap_or(0);
-    let (n, wk) = w.dims2()?;
-    if wk != k {
-        candle_core::bail!("input of shape {:?} for a [{n}, {wk}] matrix", x.dims());
+    if dims.pop() != Some(k) {
+        candle_core::bail!("input of shape {:?} for a [{n}, {k}] matrix", x.dims());
     }
-    let y = x.reshape(((), k))?.matmul(&w.t()?)?;
-    dims.push(n);
-    y.reshape(dims)
+    Ok((x.flatten_all()?.to_vec1()?, dims))
+}
+
+/// Matrices applied to the same input: one product over their rows stacked, where their
+/// formats match (one pass of the kernels, one rendezvous of the threads), else one each.
+enum Group {
+    /// The stacked matrix and how many of its output columns belong to each part.
+    Stacked(Linear, Vec<usize>),
+    /// One product per part.
+    Apart(Vec<Linear>),
+}
+
+impl Group {
+    /// Stacks the parts (each `[n_i, k]`, the same `k`) when they share a format; `f32`: as
+    /// [`matmul`].
+    fn new(parts: Vec<QTensor>, f32: bool) -> Result<Group, Error> {
+        let dtype = parts[0].dtype();
+        if parts.len() == 1 || parts.iter().any(|p| p.dtype() != dtype) {
+            let parts = parts
+                .into_iter()
+                .map(|p| matmul(p, f32))
+                .collect::<Result<_, _>>()?;
+            return Ok(Group::Apart(parts));
+        }
+        let mut sizes = Vec::with_capacity(parts.len());
+        let mut bytes = Vec::new();
+        let k = parts[0].shape().dims2().map_err(model_error)?.1;
+        for p in &parts {
+            let (n, pk) = p.shape().dims2().map_err(model_error)?;
+            if pk != k {
+                return Err(Error::new(format!(
+                    "matrices of widths {k} and {pk} share an input"
+                )));
+            }
+            sizes.push(n);
+            bytes.extend_from_slice(&p.data().map_err(model_error)?);
+        }
+        let device = parts[0].device();
+        drop(parts);
+        let storage =
+            QStorage::from_data(Cow::Owned(bytes), &device, dtype).map_err(model_error)?;
+        let stacked =
+            QTensor::new(storage, (sizes.iter().sum::<usize>(), k)).map_err(model_error)?;
+        Ok(Group::Stacked(matmul(stacked, f32)?, sizes))
+    }
+
+    /// Each part's product with `x`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        match self {
+            Group::Apart(parts) => parts.iter().map(|p| p.forward(x)).collect(),
+            Group::Stacked(linear, sizes) => {
+                let y = linear.forward(x)?;
+                let last = y.rank() - 1;
+                let mut at = 0;
+                sizes
+                    .iter()
+                    .map(|&n| {
+                        at += n;
+                        y.narrow(last, at - n, n)
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 struct Layer {
     attn_norm: Tensor,
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
+    /// The query, key and value matrices.
+    qkv: Group,
     bias: Option<(Tensor, Tensor, Tensor)>,
     wo: Linear,
     ffn_norm: Tensor,
-    gate: Linear,
-    up: Linear,
+    /// The gate and up matrices.
+    gate_up: Group,
     down: Linear,
 }
 
@@ -508,35 +593,27 @@ impl Weights {
             } else {
                 None
             };
+            let q = |name: &str, rows: usize, cols: usize| {
+                tensor(ct, file, &p(name), &[rows, cols], device)
+            };
             layers.push(Layer {
                 attn_norm: vector(ct, file, &p("attn_norm.weight"), d, device)?,
-                wq: matmul(tensor(ct, file, &p("attn_q.weight"), &[d, d], device)?, f32)?,
-                wk: matmul(
-                    tensor(ct, file, &p("attn_k.weight"), &[kv, d], device)?,
-                    f32,
-                )?,
-                wv: matmul(
-                    tensor(ct, file, &p("attn_v.weight"), &[kv, d], device)?,
+                qkv: Group::new(
+                    vec![
+                        q("attn_q.weight", d, d)?,
+                        q("attn_k.weight", kv, d)?,
+                        q("attn_v.weight", kv, d)?,
+                    ],
                     f32,
                 )?,
                 bias,
-                wo: matmul(
-                    tensor(ct, file, &p("attn_output.weight"), &[d, d], device)?,
-                    f32,
-                )?,
+                wo: matmul(q("attn_output.weight", d, d)?, f32)?,
                 ffn_norm: vector(ct, file, &p("ffn_norm.weight"), d, device)?,
-                gate: matmul(
-                    tensor(ct, file, &p("ffn_gate.weight"), &[ffn, d], device)?,
+                gate_up: Group::new(
+                    vec![q("ffn_gate.weight", ffn, d)?, q("ffn_up.weight", ffn, d)?],
                     f32,
                 )?,
-                up: matmul(
-                    tensor(ct, file, &p("ffn_up.weight"), &[ffn, d], device)?,
-                    f32,
-                )?,
-                down: matmul(
-                    tensor(ct, file, &p("ffn_down.weight"), &[d, ffn], device)?,
-                    f32,
-                )?,
+                down: matmul(q("ffn_down.weight", d, ffn)?, f32)?,
             });
         }
         let norm = vector(ct, file, "output_norm.weight", d, device)?;
@@ -602,8 +679,8 @@ impl Weights {
         Ok(logits.into_iter().next().expect("one row"))
     }
 
-    /// The output matrix in f32, for [`Weights::head`] over many rows (vocabulary × hidden
-    /// floats).
+    /// The output matrix in f32 ([`Linear::dequantize`]), for [`Weights::head`] over many rows
+    /// (vocabulary × hidden floats).
     pub(crate) fn output_f32(&self) -> Result<Tensor, Error> {
         self.output.dequantize(&self.device).map_err(model_error)
     }
@@ -624,7 +701,7 @@ impl Weights {
         let xn =
             candle_nn::ops::rms_norm(x, &self.norm, self.hyper.eps as f32).map_err(model_error)?;
         let logits = match output {
-            Some(w) => dense(&xn, w),
+            Some(w) => self.output.forward_dense(&xn, w),
             None => self.output.forward(&xn),
         };
         let logits: Vec<Vec<f32>> = logits
@@ -656,9 +733,11 @@ impl Weights {
         for (layer, kv) in self.layers.iter().zip(cache.kv.iter_mut()) {
             let residual = x.clone();
             let xn = candle_nn::ops::rms_norm(&x, &layer.attn_norm, h.eps as f32)?;
-            let mut q = layer.wq.forward(&xn)?;
-            let mut k = layer.wk.forward(&xn)?;
-            let mut v = layer.wv.forward(&xn)?;
+            let [mut q, mut k, mut v]: [Tensor; 3] = layer
+                .qkv
+                .forward(&xn)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("three projections".into()))?;
             if let Some((bq, bk, bv)) = &layer.bias {
                 q = q.broadcast_add(bq)?;
                 k = k.broadcast_add(bk)?;
@@ -708,8 +787,12 @@ impl Weights {
                 .reshape((1, t, h.hidden))?;
             let x1 = (layer.wo.forward(&y)? + residual)?;
             let xn = candle_nn::ops::rms_norm(&x1, &layer.ffn_norm, h.eps as f32)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&xn)?)?;
-            let u = layer.up.forward(&xn)?;
+            let [g, u]: [Tensor; 2] = layer
+                .gate_up
+                .forward(&xn)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("two projections".into()))?;
+            let g = candle_nn::ops::silu(&g)?;
             x = (layer.down.forward(&(g * u)?)? + x1)?;
         }
         cache.len += t;

@@ -343,8 +343,9 @@ fn prefix_cache_feeds_a_conversation_from_where_it_parts() {
     let (n, worst) = second_turn(&path, true, fresh_f32);
     eprintln!("{test}: f32 weights: {n} tokens reused; log-probs within {worst}");
     assert!(worst < 1e-3, "f32: log-probs differ by {worst}");
-    // Quantized: the prompt fed in two parts instead of one rounds the 8-bit activations
-    // differently (measured: 0.13 nats).
+    // Quantized: the prompt fed in two parts sums in another order, and a last-bit difference
+    // can move an 8-bit activation across a rounding boundary further on (measured: 0.17
+    // nats).
     let (n, worst) = second_turn(&path, false, fresh);
     eprintln!("{test}: quantized: {n} tokens reused; log-probs within {worst}");
     assert!(worst < 0.3, "log-probs differ by {worst}");
