@@ -1007,7 +1007,8 @@ async fn completions_inner(s: &Arc<ServerState>, req: Request) -> Result<Respons
         let (window, max_new) = fit(s, pids, sampling.decode.max_new_tokens)?;
         let mut base = sampling.decode.clone();
         base.max_new_tokens = max_new;
-        let decoded = run_choices(s, window, base, choice_seed(seed, p * 1000), sampling.n).await?;
+        // Scored before the choices are sampled: a model with a prefix cache then feeds the
+        // choices only the prompt's last token.
         let echo_scores = match (echo, k) {
             (true, Some(k)) => {
                 let (m, ids, t, mode) = (
@@ -1027,6 +1028,7 @@ async fn completions_inner(s: &Arc<ServerState>, req: Request) -> Result<Respons
             }
             _ => None,
         };
+        let decoded = run_choices(s, window, base, choice_seed(seed, p * 1000), sampling.n).await?;
         prompt_total += pids.len();
         for (i, d) in decoded.iter().enumerate() {
             completion_total += d.tokens.len();
