@@ -106,7 +106,6 @@ pub fn sgemm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
     use alloc::vec::Vec;
     use proptest::prelude::*;
 
@@ -182,7 +181,7 @@ mod tests {
         let a = values(m * k, 1);
         let b = values(k * n, 2);
         let run = |parallel| {
-            let mut c = vec![0.0f32; m * n];
+            let mut c = alloc::vec![0.0f32; m * n];
             let (sa, sb) = (Strides::row_major(k), Strides::row_major(n));
             sgemm(parallel, (m, k, n), &a, sa, &b, sb, false, &mut c, sb);
             c

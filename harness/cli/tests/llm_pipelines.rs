@@ -6,7 +6,8 @@
 //!
 //! The assertions are on the mechanics, not on accuracy: tool calls were parsed and executed,
 //! at least one summary was written, verdicts were written for every entry and mode; the
-//! exported rows have one log-prob per agent token. The figures
+//! exported rows have one log-prob per agent token, and their log-probs recompute under the
+//! model (the shortest row re-scored with `echo`). The figures
 //! (accuracy, working contexts, summaries, tokens/s) are printed for the README.
 //!
 //! Needs the models, `llama-server` and BFCL's data: each missing piece is a skip by name, a
@@ -80,6 +81,73 @@ fn qwen_bfcl_eval_compare_on_supo_serve() {
             }
         }
     }
+    // The log-probs recompute under the model: the shortest row scored in one pass (`echo`),
+    // as a trainer recomputes `log π_old`.
+    let row = rows
+        .iter()
+        .min_by_key(|r| r["prompt_ids"].as_array().map_or(0, Vec::len))
+        .expect("a row");
+    let started = Instant::now();
+    let diffs = rescore(&server.base_url, row);
+    let mut sorted = diffs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize];
+    let (median, p90, max) = (at(0.5), at(0.9), at(1.0));
+    eprintln!(
+        "qwen/supo: re-scored a row of {} tokens in {:.1} s: {} agent tokens, |log-prob \
+         difference| median {median:.4}, 90th percentile {p90:.4}, max {max:.4}",
+        llm_common::ids(&row["prompt_ids"]).len() + llm_common::ids(&row["response_ids"]).len(),
+        started.elapsed().as_secs_f64(),
+        diffs.len()
+    );
+    // Sampling fed the prompt in one pass and then each agent token alone; scoring feeds the
+    // whole row in prompt passes. Both round the activations to 8 bits the same way, but the
+    // float sums go in another order, and a last-bit difference that moves an activation
+    // across a rounding boundary moves a few tokens' log-probs. Measured on 74 agent tokens:
+    // median 0.0006, max 1.04 nats.
+    assert!(diffs.len() >= 8, "{} agent tokens", diffs.len());
+    assert!(median < RESCORE_MEDIAN, "median |difference| {median}");
+    assert!(p90 < RESCORE_P90, "90th percentile of |difference| {p90}");
+    assert!(max < RESCORE_MAX, "largest |difference| {max}");
+}
+
+/// Bounds on how far a row's sampled log-probs may be from the same tokens re-scored: the
+/// median, 90th percentile and largest |difference| over its agent tokens, in nats.
+const RESCORE_MEDIAN: f64 = 0.02;
+const RESCORE_P90: f64 = 0.25;
+const RESCORE_MAX: f64 = 2.0;
+
+/// Scores an exported row's prompt and response under the model behind `base_url` (vLLM's
+/// completions with `echo` and `logprobs`) and returns, for each agent token, the |difference|
+/// between that log-prob and the one the row holds.
+fn rescore(base_url: &str, row: &Value) -> Vec<f64> {
+    let prompt = llm_common::ids(&row["prompt_ids"]);
+    let response = llm_common::ids(&row["response_ids"]);
+    let ids: Vec<u32> = prompt.iter().chain(&response).copied().collect();
+    let reply = llm_common::post(
+        &format!("{base_url}/completions"),
+        &serde_json::json!({"model": SERVED, "prompt": ids, "max_tokens": 1,
+                            "temperature": 0, "logprobs": 0, "echo": true}),
+    )
+    .expect("echo scoring");
+    let scored = reply["choices"][0]["logprobs"]["token_logprobs"]
+        .as_array()
+        .expect("token_logprobs");
+    assert!(
+        scored.len() >= ids.len(),
+        "{} log-probs for {} ids",
+        scored.len(),
+        ids.len()
+    );
+    let agent = row["agent_mask"].as_array().expect("agent_mask");
+    let old = row["old_logprobs"].as_array().expect("old_logprobs");
+    (0..response.len())
+        .filter(|&i| agent[i] == 1)
+        .map(|i| {
+            let new = scored[prompt.len() + i].as_f64().expect("a log-prob");
+            (new - old[i].as_f64().unwrap()).abs()
+        })
+        .collect()
 }
 
 #[test]

@@ -424,11 +424,10 @@ impl Decoder for GgufDecoder<'_> {
         }
     }
 
-    /// Feeds the tokens through the model in passes of up to [`model::PREFILL_CHUNK`] tokens
-    /// and takes every position's logits from them ([`model::HEAD_ROWS`] rows at a time): a
-    /// sequence is scored at the speed of a prompt, not of generation. From
-    /// [`model::DENSE_ROWS`] tokens on, the output matrix is dequantized to f32 for the call
-    /// (vocabulary × hidden floats), as every product over that many rows is.
+    /// Feeds the tokens through the model in passes of up to 512 tokens, as a prompt, and takes
+    /// every position's logits from them, 64 rows at a time: a sequence is scored at the speed
+    /// of a prompt, not of generation. From 32 tokens on, the output matrix is dequantized to
+    /// f32 for the call (vocabulary × hidden floats), as every product over that many rows is.
     fn extend(&mut self, tokens: &[u32], visit: &mut VisitLogits<'_>) -> Result<(), ModelError> {
         if tokens.is_empty() {
             return Ok(());
