@@ -55,6 +55,16 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
     logits.iter().map(|&x| x - max - z.ln()).collect()
 }
 
+/// The largest |difference| between two log-prob rows over the tokens `a` gives more than
+/// `floor` (the tail below it is rounding noise).
+fn worst_gap(a: &[f32], b: &[f32], floor: f32) -> f32 {
+    a.iter()
+        .zip(b)
+        .filter(|(x, _)| **x > floor)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 fn argmax(x: &[f32]) -> u32 {
     (0..x.len()).fold(0, |b, i| if x[i] > x[b] { i } else { b }) as u32
 }
@@ -208,12 +218,7 @@ fn prompt_in_one_pass_equals_token_by_token() {
     assert_eq!(batched.len(), prompt.len());
     assert_eq!(stepped.len(), prompt.len());
     let (a, b) = (log_softmax(batched.logits()), log_softmax(stepped.logits()));
-    let worst = a
-        .iter()
-        .zip(&b)
-        .filter(|(x, _)| **x > -20.0)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let worst = worst_gap(&a, &b, -20.0);
     // The same sums in another order (batched matrix products): rounding only.
     assert!(worst < 1e-3, "log-probs differ by {worst}");
     assert_eq!(argmax(&a), argmax(&b));
@@ -242,12 +247,7 @@ fn extend_gives_every_positions_logits_from_one_pass() {
     // across the 512-token chunk boundary and the 64-row groups of the output matrix.
     for i in [0, 30, 63, 64, 400, 510, 511, prompt.len() - 2] {
         let want = log_softmax(m.start(&prompt[..i + 2]).unwrap().logits());
-        let worst = want
-            .iter()
-            .zip(&rows[i].1)
-            .filter(|(x, _)| **x > -20.0)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let worst = worst_gap(&want, &rows[i].1, -20.0);
         assert!(worst < 1e-3, "position {i}: log-probs differ by {worst}");
     }
     // A visitor's error stops the pass and is returned.
@@ -319,12 +319,7 @@ fn second_turn(path: &std::path::Path, f32_weights: bool, fresh: &GgufModel) -> 
     let alone = fresh.start(&next).unwrap();
     assert_eq!(alone.cached_tokens(), 0);
     let (a, b) = (log_softmax(reused.logits()), log_softmax(alone.logits()));
-    let worst = a
-        .iter()
-        .zip(&b)
-        .filter(|(x, _)| **x > -10.0)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let worst = worst_gap(&a, &b, -10.0);
     // An unrelated prompt reuses nothing.
     let other = m.tokenizer().encode("Hello");
     assert_eq!(m.start(&other).unwrap().cached_tokens(), 0);
