@@ -5,16 +5,18 @@
 //! a [`Decoder`] (key/value cache, next-token logits), so an agent can run it without a server
 //! and `supo serve --gguf` can serve it.
 //!
-//! - The weights run on candle's quantized kernels (`candle-core`; every GGML quantization
-//!   candle reads: Q4_0, Q4_1, Q4_K, Q6_K, Q8_0, f16…). Q5_0, Q4_1 and Q5_1 matrices, for
-//!   which candle has only scalar loops, are re-laid out exactly as Q8_0 when loaded (1.5–1.9×
-//!   their size) and multiplied with activations quantized per 32 values, as llama.cpp does.
+//! - The matrices of the 32-weight block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) are laid out
+//!   anew when loaded (at their file size; 5-bit quants take a byte) and multiplied by our own
+//!   kernel (AVX-512-VNNI where the CPU has it, else a scalar loop; see `packed.rs`) with
+//!   activations rounded per 32 values, as llama.cpp does. The K-quants (Q4_K, Q6_K…) and f16/f32 matrices run on candle's kernels
+//!   (`candle-core`).
 //!   Products over 32 rows or more (prompts) dequantize the matrix and use candle's f32 GEMM,
 //!   with the activations rounded as the quantized kernels round them, so both paths give
 //!   the same numbers. The query, key and value matrices, and the gate and up matrices, are
 //!   stacked into one product each when their formats match.
 //!   The file is memory-mapped while it is read; candle copies each tensor into its own block
-//!   storage, so the model takes about its file size in memory, plus the re-laid-out matrices.
+//!   storage or ours, so the model takes about its file size in memory (a tied output matrix
+//!   twice).
 //!   The model runs on the CPU (candle's CUDA backend is not wired: its `cudarc` links the
 //!   driver, while `supo-cuda`'s loads it, and one build cannot have both).
 //! - The transformer ([`model`]) keeps its cache outside the weights: every decoder has its
@@ -54,7 +56,7 @@
 
 mod error;
 pub mod model;
-mod relayout;
+mod packed;
 mod rounding;
 pub mod template;
 pub mod tokenizer;

@@ -11,11 +11,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
-use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, QuantizedType};
+use candle_core::quantized::{QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::error::{model_error, Error};
-use crate::relayout::{block_sums, relayout, Source, BLOCK};
+use crate::packed::{block_sums, Format, Packed, BLOCK};
 use crate::rounding::Rounding;
 
 /// The architectures this crate runs (`general.architecture`).
@@ -57,20 +57,14 @@ pub struct Hyper {
 
 /// A weight matrix `W` (`[n, k]`), applied as `x·Wᵀ`.
 enum Linear {
-    /// candle's product, quantized or dense.
+    /// candle's product, quantized (the K-quants) or dense.
     Candle(QMatMul),
-    /// A Q5_0, Q4_1 or Q5_1 matrix re-laid out as Q8_0 (see [`crate::relayout`]), multiplied
-    /// by candle's Q8_0 kernel with activations quantized per 32-value block, as llama.cpp
-    /// does. (Through [`QMatMul`], a matrix whose `k` is a multiple of 256 would take
-    /// candle's repacked AVX-512-VNNI path, which quantizes activations per 256 values and
-    /// moves the log-probs measurably away from llama.cpp's.) `mins`: the block offsets of
-    /// Q4_1 and Q5_1 (`[n, k / 32]`), which multiply the activations' block sums.
-    Q8_0 {
-        blocks: Box<dyn QuantizedType>,
-        n: usize,
-        k: usize,
-        mins: Option<Tensor>,
-    },
+    /// A matrix of one of the 32-weight block formats in our own layout, multiplied by our
+    /// own kernel ([`crate::packed`]) with the activations rounded per 32-value block, as
+    /// llama.cpp does. (Through [`QMatMul`], a Q8_0 or Q4_0 matrix whose `k` is a multiple of
+    /// 256 would take candle's repacked AVX-512-VNNI path, which rounds activations per 256
+    /// values and moves the log-probs measurably away from llama.cpp's.)
+    Packed(Packed),
 }
 
 /// Rows of activations from which a product dequantizes its matrix to f32 and multiplies
@@ -81,15 +75,12 @@ enum Linear {
 pub(crate) const DENSE_ROWS: usize = 32;
 
 impl Linear {
-    /// The matrix in f32 (`[n, k]`), without the block offsets of [`Linear::Q8_0`]'s `mins`.
+    /// The matrix in f32 (`[n, k]`), without the block minimums of [`Linear::Packed`].
     fn dequantize(&self, device: &Device) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(QMatMul::QTensor(q)) => q.dequantize(device),
             Linear::Candle(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => w.to_dtype(DType::F32),
-            Linear::Q8_0 { blocks, n, k, .. } => match blocks.dequantize(n * k)? {
-                candle_core::CpuStorage::F32(w) => Tensor::from_vec(w, (*n, *k), device),
-                _ => candle_core::bail!("a Q8_0 matrix dequantized to a type other than f32"),
-            },
+            Linear::Packed(p) => Tensor::from_vec(p.dequantize(), p.shape(), device),
         }
     }
 
@@ -98,32 +89,22 @@ impl Linear {
         match self {
             Linear::Candle(QMatMul::QTensor(q)) => Rounding::of(q.dtype()),
             Linear::Candle(_) => Rounding::None,
-            Linear::Q8_0 { .. } => Rounding::Q8_0,
-        }
-    }
-
-    /// The block offsets of Q4_1 and Q5_1 (`[n, k / 32]`).
-    fn mins(&self) -> Option<&Tensor> {
-        match self {
-            Linear::Q8_0 { mins, .. } => mins.as_ref(),
-            Linear::Candle(_) => None,
+            Linear::Packed(_) => Rounding::Q8_0,
         }
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
-        let (blocks, n, k) = match self {
-            Linear::Candle(QMatMul::QTensor(_)) | Linear::Q8_0 { .. } if rows >= DENSE_ROWS => {
+        let packed = match self {
+            Linear::Candle(QMatMul::QTensor(_)) | Linear::Packed(_) if rows >= DENSE_ROWS => {
                 return self.forward_dense(x, &self.dequantize(x.device())?);
             }
             Linear::Candle(m) => return m.forward(x),
-            Linear::Q8_0 { blocks, n, k, .. } => (blocks, *n, *k),
+            Linear::Packed(p) => p,
         };
+        let (n, k) = packed.shape();
         let (lhs, mut dims) = rows_of(x, k, n)?;
-        let m = lhs.len() / k;
-        let mut dst = vec![0f32; m * n];
-        blocks.matmul_t((m, k, n), &lhs, &mut dst)?;
-        let y = self.add_offsets(Tensor::from_vec(dst, (m, n), x.device())?, &lhs, k)?;
+        let y = Tensor::from_vec(packed.matmul_t(&lhs), (lhs.len() / k, n), x.device())?;
         dims.push(n);
         y.reshape(dims)
     }
@@ -142,16 +123,19 @@ impl Linear {
         y.reshape(dims)
     }
 
-    /// `y` plus the block offsets' share of the product (`lhs`: the activations, rows of `k`).
+    /// `y` plus the block minimums' share of the product (`lhs`: the activations, rows of
+    /// `k`), for the formats with a minimum.
     fn add_offsets(&self, y: Tensor, lhs: &[f32], k: usize) -> candle_core::Result<Tensor> {
-        match self.mins() {
-            None => Ok(y),
-            Some(mins) => {
-                let m = lhs.len() / k;
-                let sums = Tensor::from_vec(block_sums(lhs, k), (m, k / BLOCK), y.device())?;
-                y + sums.matmul(&mins.t()?)?
-            }
-        }
+        let Linear::Packed(p) = self else {
+            return Ok(y);
+        };
+        let Some(mins) = p.mins() else {
+            return Ok(y);
+        };
+        let (m, n) = (lhs.len() / k, p.shape().0);
+        let mins = Tensor::from_vec(mins, (n, k / BLOCK), y.device())?;
+        let sums = Tensor::from_vec(block_sums(lhs, k), (m, k / BLOCK), y.device())?;
+        y + sums.matmul(&mins.t()?)?
     }
 }
 
@@ -497,49 +481,22 @@ fn vector(
         .map_err(|e| Error::new(format!("tensor {name}: {e}")))
 }
 
-/// The format a matrix of `dtype` is re-laid out from, if it is one.
-fn relayout_source(dtype: GgmlDType) -> Option<Source> {
-    match dtype {
-        GgmlDType::Q5_0 => Some(Source::Q5_0),
-        GgmlDType::Q4_1 => Some(Source::Q4_1),
-        GgmlDType::Q5_1 => Some(Source::Q5_1),
-        _ => None,
-    }
-}
-
-/// A weight matrix: candle's quantized product (Q5_0, Q4_1 and Q5_1 re-laid out as Q8_0,
-/// for which candle has vectorised kernels), or with `f32` its dequantized matrix.
+/// A weight matrix: our own product for the 32-weight block formats ([`Packed`]), candle's
+/// for the others, or with `f32` its dequantized matrix.
 fn matmul(q: QTensor, f32: bool) -> Result<Linear, Error> {
     let device = q.device();
     if f32 {
         let w = q.dequantize(&device).map_err(model_error)?;
         return Ok(Linear::Candle(QMatMul::Tensor(w)));
     }
-    let Some(source) = relayout_source(q.dtype()) else {
+    let Some(format) = Format::of(q.dtype()) else {
         return Ok(Linear::Candle(
             QMatMul::from_qtensor(q).map_err(model_error)?,
         ));
     };
     let (n, k) = q.shape().dims2().map_err(model_error)?;
     let data = q.data().map_err(model_error)?;
-    let r = relayout(source, &data).ok_or_else(|| {
-        Error::new(format!(
-            "a {source:?} matrix of {} bytes is not a whole number of blocks",
-            data.len()
-        ))
-    })?;
-    let blocks = match QStorage::from_data(Cow::Owned(r.q8_0), &device, GgmlDType::Q8_0)
-        .map_err(model_error)?
-    {
-        QStorage::Cpu(blocks) => blocks,
-        _ => return Err(Error::new("supo-gguf runs models on the CPU only")),
-    };
-    let mins = if source.has_min() {
-        Some(Tensor::from_vec(r.mins, (n, k / BLOCK), &device).map_err(model_error)?)
-    } else {
-        None
-    };
-    Ok(Linear::Q8_0 { blocks, n, k, mins })
+    Ok(Linear::Packed(Packed::new(format, n, k, &data)?))
 }
 
 impl Weights {
@@ -567,7 +524,7 @@ impl Weights {
         let output = if ct.tensor_infos.contains_key("output.weight") {
             let w = tensor(ct, file, "output.weight", &[h.vocab, d], device)?;
             matmul(w, f32)?
-        } else if f32 || relayout_source(embed.dtype()).is_some() {
+        } else if f32 || Format::of(embed.dtype()).is_some() {
             let w = tensor(ct, file, "token_embd.weight", &[h.vocab, d], device)?;
             matmul(w, f32)?
         } else {
