@@ -322,13 +322,9 @@ impl Packed {
         };
         for (b, block) in x.chunks_exact(BLOCK).enumerate() {
             let (p, c) = (b / 2, b % 2);
-            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (e, &v) in block.iter().enumerate() {
-                let q = (v * id).round() as i32;
-                sum += q;
+            let (d, q) = quantize_q8_0(block);
+            let sum: i32 = q.iter().sum();
+            for (e, &q) in q.iter().enumerate() {
                 a.q[p * PAIR + POSITION[c * BLOCK + e] as usize] = q as i8;
             }
             let dx = f16::from_f32(d).to_f32();
@@ -482,14 +478,26 @@ pub(crate) fn block_sums(x: &[f32], k: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.len() / BLOCK);
     for row in x.chunks_exact(k) {
         for block in row.chunks_exact(BLOCK) {
-            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            let sum: i32 = block.iter().map(|&v| (v * id).round() as i32).sum();
+            let (d, q) = quantize_q8_0(block);
+            let sum: i32 = q.iter().sum();
             out.push(f16::from_f32(d * sum as f32).to_f32());
         }
     }
     out
+}
+
+/// One block of 32 activations rounded as candle's `BlockQ8_0::from_float` and ggml's
+/// `quantize_row_q8_0` round it: `d = max|x| / 127` (in f32; stored as f16 by the dot
+/// products) and the quants `round(x / d)`.
+pub(crate) fn quantize_q8_0(block: &[f32]) -> (f32, [i32; BLOCK]) {
+    let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut q = [0i32; BLOCK];
+    for (q, &v) in q.iter_mut().zip(block) {
+        *q = (v * id).round() as i32;
+    }
+    (d, q)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 use candle_core::quantized::GgmlDType;
 use half::f16;
 
+use crate::packed::quantize_q8_0;
+
 /// How a format's products round their activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rounding {
@@ -50,12 +52,10 @@ impl Rounding {
 /// One Q8_0 block, as candle's `BlockQ8_0::from_float` and ggml's `quantize_row_q8_0`, then
 /// dequantized with the f16 scale the dot products use.
 fn round_q8_0(block: &mut [f32]) {
-    let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let (d, q) = quantize_q8_0(block);
     let d16 = f16::from_f32(d).to_f32();
-    for v in block {
-        *v = (*v * id).round() * d16;
+    for (v, q) in block.iter_mut().zip(q) {
+        *v = q as f32 * d16;
     }
 }
 
