@@ -2,13 +2,16 @@
 //! demonstrator's tokens) and the SUPO/GRPO policy-gradient step, whose loss and gradient come
 //! from `supo-core`'s fused linear policy loss on the CPU backend.
 
+use std::ops::Range;
+
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use supo_core::backend::{Backend, LinearShape, TokenInputs};
 use supo_core::estimator::{EstimatorConfig, TrainingBatch};
 use supo_core::{CpuBackend, SummarySegment, Trajectory};
 
 use crate::builtin::transformer::gemm;
-use crate::builtin::{Packed, Transformer};
+use crate::builtin::{Packed, Tape, Transformer};
 
 /// AdamW with global-norm gradient clipping.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,48 +86,137 @@ impl AdamW {
     }
 }
 
-/// Segments as training rows: each row is `prompt ⊕ response`, and `positions[i]` is the
-/// packed index of the hidden state that predicts response token `i` (rows in order).
+/// Tokens per shard of a gradient step (a row longer than this is a shard of its own).
+const SHARD_TOKENS: usize = 1024;
+
+/// Parameters per task when shard gradients are summed.
+const SUM_CHUNK: usize = 8192;
+
+/// Segments as training rows (`prompt ⊕ response`), cut into shards of whole rows. The shards
+/// run forward and backward in parallel and their gradients are summed in shard order, so a
+/// step computes the same numbers on any number of threads.
 struct Rows {
+    shards: Vec<Shard>,
+}
+
+/// Consecutive rows, packed.
+struct Shard {
     packed: Packed,
+    /// `positions[i]`: the packed index of the hidden state that predicts the shard's
+    /// response token `i` (rows in order).
     positions: Vec<usize>,
+    /// The shard's response tokens among all rows' (concatenated in row order).
+    responses: Range<usize>,
 }
 
 impl Rows {
-    fn new<'a>(rows: impl IntoIterator<Item = (&'a [u32], &'a [u32])>) -> Rows {
-        let mut seqs: Vec<Vec<u32>> = Vec::new();
-        let mut positions = Vec::new();
-        let mut at = 0;
+    fn new<'a>(
+        rows: impl IntoIterator<Item = (&'a [u32], &'a [u32])>,
+        shard_tokens: usize,
+    ) -> Rows {
+        let mut shards: Vec<Shard> = Vec::new();
+        let (mut seqs, mut positions): (Vec<Vec<u32>>, Vec<usize>) = (Vec::new(), Vec::new());
+        let (mut at, mut first) = (0, 0);
+        let mut close =
+            |seqs: &mut Vec<Vec<u32>>, positions: &mut Vec<usize>, first: &mut usize| {
+                let n = positions.len();
+                shards.push(Shard {
+                    packed: Packed::new(seqs.iter().map(Vec::as_slice)),
+                    positions: std::mem::take(positions),
+                    responses: *first..*first + n,
+                });
+                *first += n;
+                seqs.clear();
+            };
         for (prompt, response) in rows {
+            let len = prompt.len() + response.len();
+            if at > 0 && at + len > shard_tokens {
+                close(&mut seqs, &mut positions, &mut first);
+                at = 0;
+            }
             let mut s = prompt.to_vec();
             s.extend_from_slice(response);
             positions.extend((0..response.len()).map(|j| at + prompt.len() + j - 1));
-            at += s.len();
+            at += len;
             seqs.push(s);
         }
-        Rows {
-            packed: Packed::new(seqs.iter().map(Vec::as_slice)),
-            positions,
+        if !seqs.is_empty() {
+            close(&mut seqs, &mut positions, &mut first);
         }
+        Rows { shards }
+    }
+
+    /// The forward pass of every shard, and the hidden states at the response positions
+    /// (`[responses, d_model]`, rows in order).
+    fn forward(&self, model: &Transformer) -> Result<(Vec<Tape>, Vec<f32>), String> {
+        let tapes: Vec<Tape> = self
+            .shards
+            .par_iter()
+            .map(|s| model.forward(&s.packed).map_err(|e| e.0))
+            .collect::<Result<_, _>>()?;
+        let d = model.config().d_model;
+        let mut hidden = Vec::new();
+        for (shard, tape) in self.shards.iter().zip(&tapes) {
+            hidden.extend(shard.gather(&tape.hidden, d));
+        }
+        Ok((tapes, hidden))
+    }
+
+    /// The parameter gradients given `d_hidden = dL/d(hidden)` (as [`Rows::forward`]
+    /// returned it), without the head's.
+    fn backward(&self, model: &Transformer, tapes: &[Tape], d_hidden: &[f32]) -> Vec<f32> {
+        let d = model.config().d_model;
+        let parts: Vec<Vec<f32>> = self
+            .shards
+            .par_iter()
+            .zip(tapes)
+            .map(|(shard, tape)| {
+                let rows = &d_hidden[shard.responses.start * d..shard.responses.end * d];
+                let mut grads = vec![0.0; model.params.len()];
+                model.backward(tape, &shard.scatter(rows, d), &mut grads);
+                grads
+            })
+            .collect();
+        sum_in_order(&parts)
     }
 }
 
-fn gather(hidden: &[f32], positions: &[usize], d: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(positions.len() * d);
-    for &p in positions {
-        out.extend_from_slice(&hidden[p * d..][..d]);
+impl Shard {
+    /// The rows of `hidden` at the response positions.
+    fn gather(&self, hidden: &[f32], d: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.positions.len() * d);
+        for &p in &self.positions {
+            out.extend_from_slice(&hidden[p * d..][..d]);
+        }
+        out
     }
-    out
+
+    /// The gradient of the whole packed hidden state from that of the gathered rows.
+    fn scatter(&self, grad: &[f32], d: usize) -> Vec<f32> {
+        let mut out = vec![0.0; self.packed.tokens.len() * d];
+        for (&p, g) in self.positions.iter().zip(grad.chunks_exact(d)) {
+            for (o, g) in out[p * d..][..d].iter_mut().zip(g) {
+                *o += g;
+            }
+        }
+        out
+    }
 }
 
-fn scatter(grad: &[f32], positions: &[usize], d: usize, tokens: usize) -> Vec<f32> {
-    let mut out = vec![0.0; tokens * d];
-    for (i, &p) in positions.iter().enumerate() {
-        for (o, g) in out[p * d..][..d].iter_mut().zip(&grad[i * d..][..d]) {
-            *o += g;
-        }
-    }
-    out
+/// `Σ parts`, element-wise and in order (parallel over elements, so the same on any number of
+/// threads).
+fn sum_in_order(parts: &[Vec<f32>]) -> Vec<f32> {
+    let mut sum = parts.first().cloned().unwrap_or_default();
+    sum.par_chunks_mut(SUM_CHUNK)
+        .enumerate()
+        .for_each(|(i, out)| {
+            for part in parts.iter().skip(1) {
+                for (o, x) in out.iter_mut().zip(&part[i * SUM_CHUNK..]) {
+                    *o += x;
+                }
+            }
+        });
+    sum
 }
 
 /// One supervised step: mean cross-entropy of the agent tokens of `segments` (each trained as
@@ -134,6 +226,17 @@ pub fn supervised_step(
     opt: &mut AdamW,
     segments: &[&SummarySegment],
 ) -> Result<f64, String> {
+    let (loss, grads) = supervised_gradient(model, segments, SHARD_TOKENS)?;
+    opt.update(&mut model.params, &grads)?;
+    Ok(loss)
+}
+
+/// The loss and gradient of [`supervised_step`], with shards of `shard_tokens`.
+fn supervised_gradient(
+    model: &Transformer,
+    segments: &[&SummarySegment],
+    shard_tokens: usize,
+) -> Result<(f64, Vec<f32>), String> {
     let responses: Vec<Vec<u32>> = segments.iter().map(|s| s.response()).collect();
     let masks: Vec<Vec<u8>> = segments.iter().map(|s| s.agent_mask()).collect();
     let rows = Rows::new(
@@ -141,6 +244,7 @@ pub fn supervised_step(
             .iter()
             .zip(&responses)
             .map(|(s, r)| (s.prompt.as_slice(), r.as_slice())),
+        shard_tokens,
     );
     let targets: Vec<u32> = responses.concat();
     let mask: Vec<u8> = masks.concat();
@@ -148,10 +252,34 @@ pub fn supervised_step(
     if trained == 0 {
         return Err("no agent tokens to train on".into());
     }
-    let tape = model.forward(&rows.packed).map_err(|e| e.0)?;
-    let c = model.config().clone();
-    let (d, v, n) = (c.d_model, c.vocab, rows.positions.len());
-    let hidden = gather(&tape.hidden, &rows.positions, d);
+    let inv = 1.0 / trained as f32;
+    // Each shard: its loss sum and its gradient (the head's included).
+    let parts: Vec<(f64, Vec<f32>)> = rows
+        .shards
+        .par_iter()
+        .map(|shard| {
+            let r = shard.responses.clone();
+            cross_entropy_step(model, shard, &targets[r.clone()], &mask[r], inv)
+        })
+        .collect::<Result<_, _>>()?;
+    let loss: f64 = parts.iter().map(|p| p.0).sum();
+    let grads = sum_in_order(&parts.into_iter().map(|p| p.1).collect::<Vec<_>>());
+    Ok((loss / trained as f64, grads))
+}
+
+/// The forward and backward pass of one shard under the cross-entropy of its `targets` where
+/// `mask` is 1, each token weighing `inv`: the shard's summed loss and its gradient.
+fn cross_entropy_step(
+    model: &Transformer,
+    shard: &Shard,
+    targets: &[u32],
+    mask: &[u8],
+    inv: f32,
+) -> Result<(f64, Vec<f32>), String> {
+    let tape = model.forward(&shard.packed).map_err(|e| e.0)?;
+    let c = model.config();
+    let (d, v, n) = (c.d_model, c.vocab, targets.len());
+    let hidden = shard.gather(&tape.hidden, d);
     let mut logits = vec![0.0; n * v];
     gemm(
         n,
@@ -165,22 +293,25 @@ pub fn supervised_step(
         false,
     );
     let mut loss = 0.0f64;
-    let inv = 1.0 / trained as f32;
-    for ((row, &t), &m) in logits.chunks_exact_mut(v).zip(&targets).zip(&mask) {
+    for ((row, &t), &m) in logits.chunks_exact_mut(v).zip(targets).zip(mask) {
         if m == 0 {
             row.fill(0.0);
             continue;
         }
         let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let z: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-        loss -= ((row[t as usize] - max) - z.ln()) as f64;
+        let target = row[t as usize] - max;
+        let mut z = 0.0f32;
         for x in row.iter_mut() {
-            *x = (*x - max).exp() / z * inv;
+            *x = (*x - max).exp();
+            z += *x;
+        }
+        loss -= (target - z.ln()) as f64;
+        for x in row.iter_mut() {
+            *x = *x / z * inv;
         }
         row[t as usize] -= inv;
     }
     let mut grads = vec![0.0; model.params.len()];
-    let head = model.layout().head.clone();
     gemm(
         v,
         n,
@@ -189,10 +320,10 @@ pub fn supervised_step(
         true,
         &hidden,
         false,
-        &mut grads[head],
-        true,
+        &mut grads[model.layout().head.clone()],
+        false,
     );
-    let mut d_hidden_r = vec![0.0; n * d];
+    let mut d_hidden = vec![0.0; n * d];
     gemm(
         n,
         v,
@@ -201,13 +332,11 @@ pub fn supervised_step(
         false,
         model.head(),
         false,
-        &mut d_hidden_r,
+        &mut d_hidden,
         false,
     );
-    let d_hidden = scatter(&d_hidden_r, &rows.positions, d, rows.packed.tokens.len());
-    model.backward(&tape, &d_hidden, &mut grads);
-    opt.update(&mut model.params, &grads)?;
-    Ok(loss / trained as f64)
+    model.backward(&tape, &shard.scatter(&d_hidden, d), &mut grads);
+    Ok((loss, grads))
 }
 
 /// What a policy-gradient step reports.
@@ -235,6 +364,24 @@ pub fn policy_step(
     trajectories: &[Trajectory],
     config: &EstimatorConfig,
 ) -> Result<PolicyStepReport, String> {
+    let Some((report, grads)) = policy_gradient(model, trajectories, config, SHARD_TOKENS)? else {
+        return Ok(PolicyStepReport::default());
+    };
+    let grad_norm = opt.update(&mut model.params, &grads)?;
+    Ok(PolicyStepReport {
+        grad_norm,
+        ..report
+    })
+}
+
+/// The report (without the gradient norm) and gradient of [`policy_step`], with shards of
+/// `shard_tokens`; `None` when nothing is trained.
+fn policy_gradient(
+    model: &Transformer,
+    trajectories: &[Trajectory],
+    config: &EstimatorConfig,
+    shard_tokens: usize,
+) -> Result<Option<(PolicyStepReport, Vec<f32>)>, String> {
     let batch = TrainingBatch::new(trajectories, config).map_err(|e| e.to_string())?;
     // Keep the rows with a trained token; per-token arrays follow rows in order.
     let mut keep = Vec::new();
@@ -253,16 +400,15 @@ pub fn policy_step(
         at += n;
     }
     if keep.is_empty() {
-        return Ok(PolicyStepReport::default());
+        return Ok(None);
     }
     let rows = Rows::new(
         keep.iter()
             .map(|r| (r.prompt.as_slice(), r.response.as_slice())),
+        shard_tokens,
     );
-    let tape = model.forward(&rows.packed).map_err(|e| e.0)?;
-    let c = model.config().clone();
-    let d = c.d_model;
-    let hidden = gather(&tape.hidden, &rows.positions, d);
+    let (tapes, hidden) = rows.forward(model)?;
+    let c = model.config();
     let cpu = CpuBackend::new();
     let up = |x: &[f32]| cpu.upload(x).map_err(|e| e.to_string());
     let (hidden_b, head_b) = (up(&hidden)?, up(model.head())?);
@@ -277,29 +423,85 @@ pub fn policy_step(
     };
     let shape = LinearShape {
         tokens: targets.len(),
-        hidden: d,
+        hidden: c.d_model,
         vocab: c.vocab,
         chunk: 1024,
     };
     let out = cpu
         .linear_policy_loss(&hidden_b, &head_b, shape, &inputs, &config.loss)
         .map_err(|e| e.to_string())?;
-    let mut grads = vec![0.0; model.params.len()];
-    let head = model.layout().head.clone();
-    grads[head].copy_from_slice(&out.grad_weight);
-    let d_hidden = scatter(
-        &out.grad_hidden,
-        &rows.positions,
-        d,
-        rows.packed.tokens.len(),
-    );
-    model.backward(&tape, &d_hidden, &mut grads);
-    let grad_norm = opt.update(&mut model.params, &grads)?;
-    Ok(PolicyStepReport {
+    let mut grads = rows.backward(model, &tapes, &out.grad_hidden);
+    grads[model.layout().head.clone()].copy_from_slice(&out.grad_weight);
+    let report = PolicyStepReport {
         loss: out.report.loss,
         clipfrac: out.report.clipfrac,
         approx_kl: out.report.approx_kl,
         tokens: out.report.trained_tokens,
-        grad_norm,
-    })
+        grad_norm: 0.0,
+    };
+    Ok(Some((report, grads)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtin::BuiltinModel;
+    use crate::ledger::{split, LedgerConfig};
+    use crate::rollout::{run_episodes, Actor, EpisodeRules};
+
+    /// The demonstrator's episodes of 6 ledger tasks, 4 each (it guesses what it cannot
+    /// see, so rewards differ within a group): its segments and trajectories.
+    fn episodes(model: &BuiltinModel) -> (Vec<SummarySegment>, Vec<Trajectory>) {
+        let tasks = split(&LedgerConfig::default(), "t", 5..=9, 6, 3).unwrap();
+        let jobs: Vec<_> = tasks.iter().flat_map(|t| [t; 4]).zip(0..).collect();
+        let rules = EpisodeRules::supo(64, 52, 2, 40);
+        let demo = run_episodes(model.vocab(), &jobs, &rules, Actor::Demonstrator).unwrap();
+        let trajectories: Vec<Trajectory> = demo.into_iter().map(|e| e.trajectory).collect();
+        let segments = trajectories
+            .iter()
+            .flat_map(|t| t.segments.clone())
+            .collect();
+        (segments, trajectories)
+    }
+
+    fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        pool.unwrap().install(f)
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        let scale = a.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * scale)
+    }
+
+    #[test]
+    fn sharded_steps_match_one_shard_and_ignore_the_thread_count() {
+        let model = BuiltinModel::untrained(1);
+        let (segments, trajectories) = episodes(&model);
+        let segments: Vec<&SummarySegment> = segments.iter().collect();
+        let t = &model.transformer;
+        let tokens: usize = segments
+            .iter()
+            .map(|s| s.prompt.len() + s.response().len())
+            .sum();
+        assert!(tokens > 4 * 100, "{tokens} tokens make too few shards");
+
+        let (loss, whole) = supervised_gradient(t, &segments, usize::MAX).unwrap();
+        let sharded = |threads| in_pool(threads, || supervised_gradient(t, &segments, 100));
+        let (loss1, one) = sharded(1).unwrap();
+        let (loss3, three) = sharded(3).unwrap();
+        assert_eq!(loss1.to_bits(), loss3.to_bits());
+        assert!(one
+            .iter()
+            .zip(&three)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!((loss - loss1).abs() < 1e-6 * loss.abs() && close(&whole, &one));
+
+        let config = EstimatorConfig::default();
+        let gradient = |shard| policy_gradient(t, &trajectories, &config, shard).unwrap();
+        let (report, whole) = gradient(usize::MAX).expect("something to train");
+        let (sharded_report, sharded) = in_pool(3, || gradient(100)).unwrap();
+        assert!(report.tokens > 0 && report.tokens == sharded_report.tokens);
+        assert!(close(&whole, &sharded) && whole.iter().any(|&g| g != 0.0));
+    }
 }

@@ -11,7 +11,7 @@
 //! ```no_run
 //! use supo_train::{run, Preset, Quiet, RunPaths, TrainConfig};
 //! # fn main() -> Result<(), String> {
-//! let config = TrainConfig::preset(Preset::Quick); // about 3 minutes on 2 cores
+//! let config = TrainConfig::preset(Preset::Quick); // under 2 minutes on 2 cores
 //! let paths = RunPaths::in_folder("runs/quick".into());
 //! let report = run(&config, &paths, false, &mut Quiet)?;
 //! println!("SUPO success after RL: {:.3}", report.arms[1].success_after);
@@ -118,9 +118,9 @@ pub struct TrainConfig {
 /// Named configurations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
-    /// The full run behind the README's figures (about 10 minutes on 2 cores).
+    /// The full run behind the README's figures (about 9 minutes on 2 cores).
     Default,
-    /// A small run for the test suite (under 3 minutes on 2 cores): the warm start learns the
+    /// A small run for the test suite (under 2 minutes on 2 cores): the warm start learns the
     /// task; 40 RL steps exercise every arm, but SUPO's gains need the default's 500.
     Quick,
 }
