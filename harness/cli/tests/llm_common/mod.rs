@@ -606,6 +606,7 @@ pub fn questions(n_generated: usize) -> Vec<String> {
         "why the sky is blue",
     ];
     let (seed, _) = generated_texts(0);
+    eprintln!("questions: {n_generated} generated with SUPO_LLM_SEED={seed}");
     let mut state = seed ^ 0x5151;
     for _ in 0..n_generated {
         let v = verbs[(next(&mut state) % verbs.len() as u64) as usize];
