@@ -552,6 +552,9 @@ impl GorillaFileSystem {
         let needle = match name {
             PyValue::None => None,
             PyValue::Str(s) => Some(s.as_str()),
+            // Python only evaluates `name in item_name` at the first item: an empty directory
+            // answers no matches whatever `name` is.
+            _ if self.contents(target).is_empty() => None,
             other => {
                 return Err(ToolError(format!(
                     "'in <string>' requires string as left operand, not {}",

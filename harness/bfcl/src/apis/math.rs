@@ -6,7 +6,7 @@
 use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::value::PyValue;
 
-use super::message::contains;
+use super::pyops;
 
 /// The public methods of `MathAPI`.
 /// The public methods BFCL's executor exposes as tools.
@@ -580,7 +580,7 @@ impl MathApi {
         let Some(v) = Num::of(value) else {
             return err("Value must be a number");
         };
-        if unit_in == unit_out {
+        if pyops::eq(unit_in, unit_out) {
             return result(value.clone());
         }
         let key = format!("{}_to_{}", unit_in.py_str(), unit_out.py_str());
@@ -631,7 +631,7 @@ impl MathApi {
                 .map(|(u, _)| (PyValue::str(*u), PyValue::None))
                 .collect(),
         );
-        if !contains(&keys, unit_in)? || !contains(&keys, unit_out)? {
+        if !pyops::contains(&keys, unit_in)? || !pyops::contains(&keys, unit_out)? {
             return Ok(err(&format!(
                 "Conversion from '{}' to '{}' is not supported",
                 unit_in.py_str(),
@@ -897,6 +897,18 @@ mod tests {
             "{'result': mpf('26.879430932860476')}"
         );
         assert_eq!(log(5.0, 1.0, 4), "{\"error\": \"\"}".replace('"', "'"));
+    }
+
+    #[test]
+    fn unit_checks_use_python_equality() {
+        // BFCL's `if unit_in == unit_out`, printed by its Python: `True == 1 == 1.0`.
+        let conv = |i: PyValue, o: PyValue| MathApi::imperial(&PyValue::Int(7), &i, &o).py_str();
+        assert_eq!(conv(PyValue::Bool(true), PyValue::Int(1)), "{'result': 7}");
+        assert_eq!(conv(PyValue::Float(1.0), PyValue::Int(1)), "{'result': 7}");
+        assert_eq!(
+            conv(PyValue::str("m"), PyValue::Int(1)),
+            "{'error': \"Conversion from 'm' to '1' is not supported\"}"
+        );
     }
 
     #[test]

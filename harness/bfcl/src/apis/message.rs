@@ -1,6 +1,7 @@
 //! `MessageAPI`: BFCL's workspace messaging. Attributes loaded from the scenario keep whatever
 //! Python values the scenario gives them, so type surprises fail where the reference fails.
 
+use super::pyops;
 use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::parse::dict_insert;
 use crate::pyrandom::PyRandom;
@@ -86,59 +87,6 @@ fn err(msg: String) -> PyValue {
 
 const NOT_LOGGED_IN: &str = "No user is currently logged in.";
 
-/// `x in container` for a dict (keys) or list/tuple (items), with Python's errors.
-pub(crate) fn contains(container: &PyValue, x: &PyValue) -> Result<bool, ToolError> {
-    match container {
-        PyValue::Dict(items) => {
-            if matches!(x, PyValue::List(_) | PyValue::Dict(_) | PyValue::Set(_)) {
-                return Err(ToolError(format!("unhashable type: '{}'", x.type_name())));
-            }
-            Ok(items.iter().any(|(k, _)| py_eq(k, x)))
-        }
-        PyValue::List(items) | PyValue::Tuple(items) | PyValue::Set(items) => {
-            Ok(items.iter().any(|v| py_eq(v, x)))
-        }
-        PyValue::Str(s) => match x {
-            PyValue::Str(sub) => Ok(s.contains(sub.as_str())),
-            other => Err(ToolError(format!(
-                "'in <string>' requires string as left operand, not {}",
-                other.type_name()
-            ))),
-        },
-        other => Err(ToolError(format!(
-            "argument of type '{}' is not iterable",
-            other.type_name()
-        ))),
-    }
-}
-
-/// Python's `==` (numbers compare across `bool`, `int` and `float`).
-pub(crate) fn py_eq(a: &PyValue, b: &PyValue) -> bool {
-    let num = |v: &PyValue| match v {
-        PyValue::Bool(x) => Some(f64::from(u8::from(*x))),
-        PyValue::Int(i) => Some(*i as f64),
-        PyValue::Float(f) => Some(*f),
-        _ => None,
-    };
-    match (num(a), num(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => match (a, b) {
-            (PyValue::List(x), PyValue::List(y)) | (PyValue::Tuple(x), PyValue::Tuple(y)) => {
-                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
-            }
-            (PyValue::Dict(x), PyValue::Dict(y)) => {
-                x.len() == y.len()
-                    && x.iter().all(|(k, v)| {
-                        y.iter()
-                            .find(|(k2, _)| py_eq(k, k2))
-                            .is_some_and(|(_, v2)| py_eq(v, v2))
-                    })
-            }
-            _ => a == b,
-        },
-    }
-}
-
 /// The single `(key, value)` of an inbox message (`list(message.items())[0]`).
 fn first_item(message: &PyValue) -> Result<(&PyValue, &PyValue), ToolError> {
     match message {
@@ -212,7 +160,7 @@ impl MessageApi {
                 ids.push(id);
             }
             GeneratedIds::Other(v) => {
-                while contains(v, &PyValue::Int(id))? {
+                while pyops::contains(v, &PyValue::Int(id))? {
                     id = draw(&mut self.random)?;
                 }
                 return Err(ToolError(format!(
@@ -238,7 +186,7 @@ impl MessageApi {
     }
 
     fn get_user_id(&self, user: &PyValue) -> Result<PyValue, ToolError> {
-        if !contains(&self.user_map, user)? {
+        if !pyops::contains(&self.user_map, user)? {
             return Ok(err(format!(
                 "User '{}' not found in the workspace.",
                 user.py_str()
@@ -247,14 +195,14 @@ impl MessageApi {
         let id = self
             .user_map
             .as_dict()
-            .and_then(|items| items.iter().find(|(k, _)| py_eq(k, user)))
+            .and_then(|items| items.iter().find(|(k, _)| pyops::eq(k, user)))
             .map(|(_, v)| v.clone())
             .unwrap_or(PyValue::None);
         Ok(PyValue::dict([("user_id", id)]))
     }
 
     fn message_login(&mut self, user_id: &PyValue) -> Result<PyValue, ToolError> {
-        if !self.user_ids()?.iter().any(|v| py_eq(v, user_id)) {
+        if !self.user_ids()?.iter().any(|v| pyops::eq(v, user_id)) {
             return Ok(PyValue::dict([
                 ("login_status", PyValue::Bool(false)),
                 (
@@ -284,7 +232,7 @@ impl MessageApi {
         if !self.current_user.truthy() {
             return Ok(err(NOT_LOGGED_IN.to_string()));
         }
-        if !self.user_ids()?.iter().any(|v| py_eq(v, receiver)) {
+        if !self.user_ids()?.iter().any(|v| pyops::eq(v, receiver)) {
             return Ok(err(format!(
                 "Receiver ID '{}' not found.",
                 receiver.py_str()
@@ -334,7 +282,7 @@ impl MessageApi {
         let mut found = None;
         for message in items.iter().rev() {
             let (receiver, _) = first_item(message)?;
-            if py_eq(receiver, receiver_id) {
+            if pyops::eq(receiver, receiver_id) {
                 found = Some((message.clone(), receiver.clone()));
                 break;
             }
@@ -347,7 +295,7 @@ impl MessageApi {
         };
         // `list.remove` drops the first element equal to the message.
         if let PyValue::List(items) = &mut self.inbox {
-            if let Some(pos) = items.iter().position(|m| py_eq(m, &message)) {
+            if let Some(pos) = items.iter().position(|m| pyops::eq(m, &message)) {
                 items.remove(pos);
             }
         }
@@ -371,7 +319,7 @@ impl MessageApi {
         let mut sent: Vec<(PyValue, PyValue)> = Vec::new();
         for message in inbox_items(&self.inbox)? {
             let (receiver, content) = first_item(message)?;
-            match sent.iter_mut().find(|(k, _)| py_eq(k, receiver)) {
+            match sent.iter_mut().find(|(k, _)| pyops::eq(k, receiver)) {
                 Some((_, PyValue::List(list))) => list.push(content.clone()),
                 _ => dict_insert(
                     &mut sent,
@@ -385,7 +333,7 @@ impl MessageApi {
     }
 
     fn add_contact(&mut self, user_name: &PyValue) -> Result<PyValue, ToolError> {
-        if contains(&self.user_map, user_name)? {
+        if pyops::contains(&self.user_map, user_name)? {
             return Ok(err(format!(
                 "User name '{}' already exists.",
                 user_name.py_str()
@@ -409,7 +357,7 @@ impl MessageApi {
             format!("{digits:0>3}")
         };
         let user_id = PyValue::Str(format!("USR{padded}"));
-        if self.user_ids()?.iter().any(|v| py_eq(v, &user_id)) {
+        if self.user_ids()?.iter().any(|v| pyops::eq(v, &user_id)) {
             return Ok(err(format!(
                 "User ID '{}' already exists.",
                 user_id.py_str()

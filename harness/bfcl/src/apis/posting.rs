@@ -6,7 +6,7 @@ use crate::env::{CallArgs, MethodName, ToolEnv, ToolError};
 use crate::parse::dict_insert;
 use crate::value::PyValue;
 
-use super::message::{contains, py_eq};
+use super::pyops::{self, contains};
 
 /// The public methods of `TwitterAPI`.
 /// The public methods BFCL's executor exposes as tools.
@@ -154,7 +154,7 @@ impl TwitterApi {
         Ok(self
             .tweets
             .iter()
-            .find(|(k, _)| py_eq(k, id))
+            .find(|(k, _)| pyops::eq(k, id))
             .map(|(_, v)| v))
     }
 
@@ -192,7 +192,7 @@ impl TwitterApi {
         ]);
         let key = self.tweet_counter.clone();
         dict_insert(&mut self.tweets, key.clone(), tweet.clone()).map_err(ToolError)?;
-        self.sharing_default.retain(|k| !py_eq(k, &key));
+        self.sharing_default.retain(|k| !pyops::eq(k, &key));
         if mentions.is_none() {
             self.sharing_default.push(key);
         }
@@ -226,7 +226,7 @@ impl TwitterApi {
         let PyValue::Dict(items) = &mut self.retweets else {
             return Err(ToolError("'retweets' is not a dict".to_string()));
         };
-        let Some((_, list)) = items.iter_mut().find(|(k, _)| py_eq(k, &user)) else {
+        let Some((_, list)) = items.iter_mut().find(|(k, _)| pyops::eq(k, &user)) else {
             return Err(ToolError(crate::value::str_repr(&user.py_str())));
         };
         if contains(list, id)? {
@@ -261,7 +261,7 @@ impl TwitterApi {
         let PyValue::Dict(items) = &mut self.comments else {
             return Err(ToolError("'comments' is not a dict".to_string()));
         };
-        match items.iter_mut().find(|(k, _)| py_eq(k, id)) {
+        match items.iter_mut().find(|(k, _)| pyops::eq(k, id)) {
             Some((_, PyValue::List(l))) => l.push(entry),
             Some((_, other)) => {
                 return Err(ToolError(format!(
@@ -281,7 +281,7 @@ impl TwitterApi {
         if self.tweet(id)?.is_none() {
             return Ok(Self::not_found(id));
         }
-        let shared = self.sharing_default.iter().any(|k| py_eq(k, id));
+        let shared = self.sharing_default.iter().any(|k| pyops::eq(k, id));
         let added = {
             let tweet = self.tweet(id)?.cloned().unwrap_or(PyValue::None);
             let list = index(&tweet, "mentions")?;
@@ -297,12 +297,12 @@ impl TwitterApi {
             self.default_mentions.extend(added);
             let list = PyValue::List(self.default_mentions.clone());
             for (k, tweet) in &mut self.tweets {
-                if self.sharing_default.iter().any(|s| py_eq(s, k)) {
+                if self.sharing_default.iter().any(|s| pyops::eq(s, k)) {
                     set_key(tweet, "mentions", list.clone());
                 }
             }
         } else if let Some((_, PyValue::Dict(items))) =
-            self.tweets.iter_mut().find(|(k, _)| py_eq(k, id))
+            self.tweets.iter_mut().find(|(k, _)| pyops::eq(k, id))
         {
             if let Some((_, PyValue::List(l))) = items
                 .iter_mut()
@@ -342,7 +342,7 @@ impl TwitterApi {
             if !present {
                 return Ok(one(key, PyValue::Bool(false)));
             }
-            if let Some(pos) = list.iter().position(|v| py_eq(v, name)) {
+            if let Some(pos) = list.iter().position(|v| pyops::eq(v, name)) {
                 list.remove(pos);
             }
         }
@@ -352,7 +352,7 @@ impl TwitterApi {
     fn by_user(&self, name: &PyValue) -> Result<Vec<PyValue>, ToolError> {
         let mut out = Vec::new();
         for (_, t) in &self.tweets {
-            if py_eq(index(t, "username")?, name) {
+            if pyops::eq(index(t, "username")?, name) {
                 out.push(t.clone());
             }
         }
@@ -380,7 +380,7 @@ impl TwitterApi {
 
     fn stats(&self, name: &PyValue) -> Result<PyValue, ToolError> {
         let tweet_count = self.by_user(name)?.len() as i64;
-        let following = if py_eq(name, &self.username) {
+        let following = if pyops::eq(name, &self.username) {
             match &self.following_list {
                 PyValue::List(l) | PyValue::Tuple(l) | PyValue::Set(l) => l.len() as i64,
                 PyValue::Dict(d) => d.len() as i64,
@@ -405,7 +405,7 @@ impl TwitterApi {
         let retweets = match self
             .retweets
             .as_dict()
-            .and_then(|d| d.iter().find(|(k, _)| py_eq(k, name)))
+            .and_then(|d| d.iter().find(|(k, _)| pyops::eq(k, name)))
         {
             Some((_, PyValue::List(l))) => l.len() as i64,
             Some((_, PyValue::Dict(d))) => d.len() as i64,
@@ -447,8 +447,8 @@ impl ToolEnv for TwitterApi {
         match func {
             "authenticate_twitter" => {
                 let b = args.bind(&q, &[("username", None), ("password", None)])?;
-                let ok = py_eq(b.get("username"), &self.username)
-                    && py_eq(b.get("password"), &self.password);
+                let ok = pyops::eq(b.get("username"), &self.username)
+                    && pyops::eq(b.get("password"), &self.password);
                 if ok {
                     self.authenticated = PyValue::Bool(true);
                 }
@@ -529,7 +529,7 @@ impl ToolEnv for TwitterApi {
                 Ok(self
                     .comments
                     .as_dict()
-                    .and_then(|d| d.iter().find(|(k, _)| py_eq(k, id)))
+                    .and_then(|d| d.iter().find(|(k, _)| pyops::eq(k, id)))
                     .map(|(_, v)| v.clone())
                     .unwrap_or(PyValue::List(Vec::new())))
             }
