@@ -1,6 +1,5 @@
-//! F16C conversions of f16 blocks for the x86-64 row-kernel variants, 8 values per instruction
-//! (AVX-512F's 16-value forms need Rust 1.89, above this workspace's MSRV): the CPU backend's
-//! only `std::arch` intrinsics, behind safe `#[target_feature]` functions.
+//! F16C conversions of f16 blocks for the x86-64 row-kernel variants, 8 values per instruction,
+//! behind safe `#[target_feature]` functions.
 //!
 //! `vcvtph2ps` widens exactly; `vcvtps2ph` with immediate 0 rounds to nearest even whatever
 //! MXCSR says, and quiets NaNs keeping their payload's top bits: the same bits as the portable

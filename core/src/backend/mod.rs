@@ -10,6 +10,8 @@
 //! The per-token math every backend implements is spelled out, once, in
 //! [`crate::estimator::surrogate`]; [`cpu`] is its reference realisation.
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod bf16_dot;
 pub mod cpu;
 mod element;
 #[cfg(target_arch = "x86_64")]
