@@ -68,7 +68,7 @@ impl PairMatrix<'_> {
     }
 }
 
-/// The bf16 bits of `values` (row-major, `k` per row) as rows of pairs along the row: `src`
+/// The bf16 bits of `values` (row-major, `k` per row) as rows of pairs along the row: `values`
 /// itself when `k` is even, else a copy with each row padded by a zero.
 pub(super) fn row_pairs<'a>(values: &'a [bf16], k: usize, scratch: &'a mut Vec<u32>) -> &'a [u32] {
     if k.is_multiple_of(2) {
