@@ -438,9 +438,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// The three layouts of the fused linear loss (`h·Wᵀ`, `G·W`, `Gᵀ·h`) on ragged shapes,
-        /// against f64 sums of the same bf16 products: each product is exact, so the only error
-        /// is f32 rounding of the sums.
+        /// The three layouts of the fused linear loss (`h·Wᵀ`, `G·W`, `Gᵀ·h`) on ragged
+        /// shapes, against f64 sums of the same bf16 products: each product is exact, so the
+        /// only error is f32 rounding of the sums.
         #[test]
         fn products_match_f64_sums(
             m in 1usize..80, k in 1usize..70, n in 1usize..90,
