@@ -11,7 +11,8 @@ use std::io::Write as _;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use supo_bfcl::env::new_env;
@@ -149,20 +150,48 @@ pub fn python_replay(bfcl: &Path, dir: &Path, entries: &[Value]) -> Vec<Value> {
     write_jsonl(&input, entries);
     let script = reference_script();
     let site = bfcl.parent().unwrap_or(bfcl);
-    let out = Command::new("python3")
-        .arg(&script)
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
         .arg(&input)
         .arg(&output)
         .env("PYTHONPATH", site)
-        .env("PYTHONHASHSEED", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
-    assert!(
-        out.status.success(),
-        "bfcl_reference.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("PYTHONHASHSEED", "0");
+    run_reference(cmd, dir, "bfcl_reference.py");
     read_jsonl(&output)
+}
+
+/// How long BFCL's Python may take for one batch: the golden replays take seconds, so a run
+/// past this is stuck (an input Python cannot finish, such as a huge integer power).
+const REFERENCE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs `cmd` (BFCL's Python reference), its standard error kept in `dir`; panics naming
+/// `what` and that error if it fails or runs past [`REFERENCE_TIMEOUT`] (then it is killed).
+fn run_reference(mut cmd: Command, dir: &Path, what: &str) {
+    let stderr_path = dir.join(format!("{what}.stderr"));
+    let stderr = std::fs::File::create(&stderr_path).expect("create the reference's stderr");
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait().expect("wait for python3") {
+            Some(status) => break status,
+            None if start.elapsed() > REFERENCE_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{what} ran past {} s and was killed; its inputs are in {}",
+                    REFERENCE_TIMEOUT.as_secs(),
+                    dir.display()
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(status.success(), "{what} failed: {err}");
 }
 
 /// Runs BFCL's own multi-turn checker on `cases` (`{id, involved_classes, initial_config,
@@ -171,20 +200,14 @@ pub fn python_check(bfcl: &Path, dir: &Path, cases: &[Value]) -> Vec<Value> {
     let input = dir.join("check_input.jsonl");
     let output = dir.join("check_output.jsonl");
     write_jsonl(&input, cases);
-    let out = Command::new("python3")
-        .arg(reference_script())
+    let mut cmd = Command::new("python3");
+    cmd.arg(reference_script())
         .arg("check")
         .arg(&input)
         .arg(&output)
         .env("PYTHONPATH", bfcl.parent().unwrap_or(bfcl))
-        .env("PYTHONHASHSEED", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
-    assert!(
-        out.status.success(),
-        "bfcl_reference.py check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("PYTHONHASHSEED", "0");
+    run_reference(cmd, dir, "bfcl_reference.py check");
     let verdicts = read_jsonl(&output);
     assert_eq!(verdicts.len(), cases.len());
     verdicts
