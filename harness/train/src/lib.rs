@@ -118,7 +118,7 @@ pub struct TrainConfig {
 /// Named configurations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
-    /// The full run behind the README's figures (about 9 minutes on 2 cores).
+    /// The full run behind the README's figures (5 to 9 minutes on 2 cores).
     Default,
     /// A small run for the test suite (under 2 minutes on 2 cores): the warm start learns the
     /// task; 40 RL steps exercise every arm, but SUPO's gains need the default's 500.
